@@ -1,0 +1,116 @@
+//! The hub plus a few events that tests (and the benchmark) need, written only against the
+//! public API. Configured from the environment like the `ferrio` binary.
+//!
+//! - on connect: emit `welcome` `{"id","ns","auth"}`;
+//! - `echo`, …args → emit `echo` with the same args (binary included);
+//! - `echo-ack`, …args, ack → ack(…args);
+//! - `server-ack`, `{"event","args","timeout_ms"}`, ack → emit `event(…args)` to the sender
+//!   with an ack and that timeout, then ack `{"ok":true,"args":[…]}` or
+//!   `{"ok":false,"error":"timeout"}`;
+//! - `server-disconnect` → the server disconnects this namespace socket;
+//! - `server-close` → the server closes the whole Engine.IO session;
+//! - `disconnect-reason`, socket id, ack → ack `{"reason": <server-side reason or null>}`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ferrio::config::Config;
+use ferrio::hub::Hub;
+use ferrio::server::{DisconnectReason, Event, Handler, Namespace, RoomEvent, Server, Socket};
+use serde_json::{json, Value};
+
+#[derive(Default)]
+struct Testkit {
+    hub: Hub,
+    reasons: Mutex<HashMap<String, &'static str>>,
+}
+
+impl Handler for Testkit {
+    fn on_connect(&self, socket: &Socket) {
+        socket.emit(
+            "welcome",
+            vec![json!({"id": socket.id().as_str(), "ns": socket.ns(), "auth": socket.auth()})],
+        );
+    }
+
+    fn on_event(&self, socket: &Socket, event: Event) {
+        let event = match self.hub.handle(socket, event) {
+            Ok(()) => return,
+            Err(event) => event,
+        };
+        match event.name.as_str() {
+            "echo" => socket.emit_binary("echo", event.args, event.bins),
+            "echo-ack" => {
+                if let Some(ack) = event.ack {
+                    ack.send_binary(event.args, event.bins);
+                }
+            }
+            "server-ack" => {
+                let spec = event.args.first().cloned().unwrap_or(Value::Null);
+                let name = spec["event"].as_str().unwrap_or("ask").to_owned();
+                let args = spec["args"].as_array().cloned().unwrap_or_default();
+                let timeout = Duration::from_millis(spec["timeout_ms"].as_u64().unwrap_or(1000));
+                let fut = socket.emit_with_ack(&name, args, vec![], timeout);
+                let ack = event.ack;
+                actix::spawn(async move {
+                    let answer = match fut.await {
+                        Ok(data) => json!({"ok": true, "args": data.args}),
+                        Err(e) => json!({"ok": false, "error": e.to_string()}),
+                    };
+                    if let Some(ack) = ack {
+                        ack.send(vec![answer]);
+                    }
+                });
+            }
+            "server-disconnect" => socket.disconnect(),
+            "server-close" => socket.close_session(),
+            "disconnect-reason" => {
+                let id = event.args.first().and_then(Value::as_str).unwrap_or("");
+                let reason = self
+                    .reasons
+                    .lock()
+                    .map(|m| m.get(id).copied())
+                    .unwrap_or(None);
+                if let Some(ack) = event.ack {
+                    ack.send(vec![json!({ "reason": reason })]);
+                }
+            }
+            _ => {
+                if let Some(ack) = event.ack {
+                    ack.send(vec![json!({"ok": false, "error": "unknown event"})]);
+                }
+            }
+        }
+    }
+
+    fn on_disconnect(&self, socket: &Socket, reason: DisconnectReason) {
+        if let Ok(mut m) = self.reasons.lock() {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.insert(socket.id().to_string(), reason.as_str());
+        }
+    }
+
+    fn on_room_event(&self, ns: &Namespace, event: &RoomEvent) {
+        self.hub.on_room_event(ns, event);
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("testkit: {e}");
+            std::process::exit(2);
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    actix_web::rt::System::new().block_on(async move {
+        Server::new(config, Testkit::default())
+            .bind()?
+            .run_until_signal()
+            .await
+    })
+}
