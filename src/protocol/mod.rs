@@ -3,6 +3,9 @@
 //!
 //! - [`engineio`]: Engine.IO v4 packets, polling payloads, handshake, session ids, errors.
 //! - [`socketio`]: Socket.IO v5 packets and binary attachment reassembly.
+//! - [`cluster`]: the Redis cluster wire (Node `@socket.io/redis-adapter` classic protocol,
+//!   `@socket.io/redis-emitter`) and ferrio's room mirror.
 
+pub mod cluster;
 pub mod engineio;
 pub mod socketio;
