@@ -347,6 +347,18 @@ impl Ws {
         .expect("websocket send");
     }
 
+    /// Closes the connection from the client side (close frame, then the socket is dropped).
+    pub async fn close(mut self) {
+        let _ = within(
+            WAIT,
+            "websocket close",
+            self.framed.send(ws::Message::Close(None)),
+        )
+        .await;
+        // wait for the server's close frame (or the end), so the close is really through
+        let _ = self.recv_within(WAIT).await;
+    }
+
     /// The next message, or `None` when nothing arrives within `limit`.
     pub async fn recv_within(&mut self, limit: Duration) -> Option<WsEvent> {
         if self.closed {
