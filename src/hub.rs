@@ -71,9 +71,13 @@ impl Hub {
 
 fn join_room(socket: &Socket, room: String, reply: Reply) {
     let fut = socket.join(&room);
+    let ns = socket.namespace().clone();
     actix::spawn(async move {
         match fut.await {
-            Ok(out) => reply.ok(json!({"ok": true, "room": room, "size": out.size})),
+            Ok(_) => {
+                let size = ns.room_size(&room).await;
+                reply.ok(json!({"ok": true, "room": room, "size": size}))
+            }
             Err(JoinError::RoomIsSocketId) => reply.error("room is a socket id"),
             Err(JoinError::UnknownSocket) => reply.error("not connected"),
         }
@@ -82,9 +86,11 @@ fn join_room(socket: &Socket, room: String, reply: Reply) {
 
 fn leave_room(socket: &Socket, room: String, reply: Reply) {
     let fut = socket.leave(&room);
+    let ns = socket.namespace().clone();
     actix::spawn(async move {
-        let out = fut.await;
-        reply.ok(json!({"ok": true, "room": room, "size": out.size}));
+        fut.await;
+        let size = ns.room_size(&room).await;
+        reply.ok(json!({"ok": true, "room": room, "size": size}));
     });
 }
 
@@ -137,7 +143,11 @@ fn to_room(socket: &Socket, room: String, args: Vec<Value>, bins: Vec<Bytes>, re
         .to(&room)
         .rooms_only()
         .emit_binary(&relayed, rest, bins);
-    reply.ok(json!({"ok": true}));
+    if socket.namespace().is_local_only() {
+        reply.ok(json!({"ok": true, "local_only": true}));
+    } else {
+        reply.ok(json!({"ok": true}));
+    }
 }
 
 impl Handler for Hub {

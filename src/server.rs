@@ -34,6 +34,10 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::actors::bridge::{
+    AddNamespace, Bridge, BridgeStats, ClusterFetch, ClusterMembers, ClusterRemote, ClusterRooms,
+    ClusterServerSideEmit, Goodbye, Publish,
+};
 use crate::actors::messages::*;
 use crate::actors::room::{RoomActor, RoomStats};
 use crate::actors::socket::{CloseSession, Session};
@@ -73,6 +77,12 @@ pub trait Handler: Send + Sync + 'static {
     fn on_disconnect(&self, _socket: &Socket, _reason: DisconnectReason) {}
     /// Room lifecycle in a namespace (runs inside the room actor).
     fn on_room_event(&self, _ns: &Namespace, _event: &RoomEvent) {}
+    /// Another node's `serverSideEmit(event, ...args)` (`data` is `[event, ...args]`). The
+    /// returned value answers a requester that wants an ack (`null` when `None`): ferrio always
+    /// answers, so that requesters never wait for a ferrio node.
+    fn on_server_side_emit(&self, _ns: &Namespace, _data: Vec<Value>) -> Option<Value> {
+        None
+    }
 }
 
 /// A raw Engine.IO application (no Socket.IO on top).
@@ -163,14 +173,13 @@ impl std::fmt::Debug for Socket {
 
 impl Socket {
     pub(crate) fn new(
-        ns: Arc<str>,
-        room_actor: Addr<RoomActor>,
+        ns: Namespace,
         session: Addr<Session>,
         sid: Sid,
         info: Arc<SocketInfo>,
     ) -> Self {
         Socket(Arc::new(SocketInner {
-            ns: Namespace::from_parts(ns, room_actor),
+            ns,
             session,
             sid,
             info,
@@ -285,16 +294,36 @@ impl Socket {
     }
 }
 
-/// Every socket of one namespace on this node. Cheap to clone.
+/// Every socket of one namespace, on this node and, in a cluster, on every node. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct Namespace {
     name: Arc<str>,
     addr: Addr<RoomActor>,
+    bridge: Option<Cluster>,
+}
+
+/// The bridge of a clustered node and whether it reaches Redis now.
+#[derive(Clone)]
+pub(crate) struct Cluster {
+    pub(crate) addr: Addr<Bridge>,
+    pub(crate) ready: Arc<AtomicBool>,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = Addr<Bridge>;
+    fn deref(&self) -> &Addr<Bridge> {
+        &self.addr
+    }
 }
 
 impl Namespace {
-    pub(crate) fn from_parts(name: Arc<str>, addr: Addr<RoomActor>) -> Self {
-        Namespace { name, addr }
+    pub(crate) fn from_parts(
+        name: Arc<str>,
+        addr: Addr<RoomActor>,
+        bridge: Option<Cluster>,
+    ) -> Self {
+        Namespace { name, addr, bridge }
     }
 
     /// The namespace name.
@@ -302,14 +331,17 @@ impl Namespace {
         &self.name
     }
 
+    /// True when this node is in a cluster whose Redis is unreachable right now: broadcasts
+    /// reach local sockets only.
+    pub fn is_local_only(&self) -> bool {
+        self.bridge
+            .as_ref()
+            .is_some_and(|b| !b.ready.load(Ordering::SeqCst))
+    }
+
     /// A broadcast to the sockets in `room`.
     pub fn to(&self, room: &str) -> BroadcastOperator {
-        BroadcastOperator {
-            ns: self.clone(),
-            target: Target::default(),
-            volatile: false,
-        }
-        .to(room)
+        self.all().to(room)
     }
 
     /// A broadcast to every socket of the namespace.
@@ -321,24 +353,75 @@ impl Namespace {
         }
     }
 
-    /// The rooms with their sizes (socket-id rooms left out).
+    /// The rooms with their sizes (socket-id rooms left out), cluster-wide.
     pub async fn rooms(&self) -> Vec<(Room, usize)> {
-        self.addr.send(ListRooms).await.unwrap_or_default()
+        match &self.bridge {
+            Some(b) => b
+                .send(ClusterRooms {
+                    ns: self.name.to_string(),
+                })
+                .await
+                .unwrap_or_default(),
+            None => self.addr.send(ListRooms).await.unwrap_or_default(),
+        }
     }
 
-    /// The ids of the sockets in `room`.
+    /// The ids of the sockets in `room`, cluster-wide.
     pub async fn members(&self, room: &str) -> Vec<SocketId> {
-        self.addr
-            .send(RoomMembers {
-                room: Room::from(room),
-            })
-            .await
-            .unwrap_or_default()
+        match &self.bridge {
+            Some(b) => b
+                .send(ClusterMembers {
+                    ns: self.name.to_string(),
+                    room: room.to_owned(),
+                })
+                .await
+                .unwrap_or_default(),
+            None => self
+                .addr
+                .send(RoomMembers {
+                    room: Room::from(room),
+                })
+                .await
+                .unwrap_or_default(),
+        }
     }
 
-    /// Every member leaves `room`, after receiving `notice` (an event and its args) if given.
-    /// Resolves to how many sockets left.
+    /// How many sockets are in `room`, cluster-wide.
+    pub async fn room_size(&self, room: &str) -> usize {
+        self.members(room).await.len()
+    }
+
+    /// Every member of `room`, on every node, leaves it after receiving `notice` (an event and
+    /// its args) if given. Resolves to how many sockets left on this node.
     pub async fn delete_room(&self, room: &str, notice: Option<(&str, Vec<Value>)>) -> usize {
+        if let Some(b) = &self.bridge {
+            if let Some((event, args)) = &notice {
+                let mut data = vec![Value::String((*event).to_owned())];
+                data.extend(args.iter().cloned());
+                publish(
+                    b,
+                    Publish {
+                        ns: self.name.clone(),
+                        target: Target {
+                            rooms: vec![Room::from(room)],
+                            ..Default::default()
+                        },
+                        data,
+                        bins: vec![],
+                        volatile: false,
+                    },
+                );
+            }
+            let rooms = vec![Room::from(room)];
+            b.do_send(ClusterRemote::Leave {
+                ns: self.name.to_string(),
+                target: Target {
+                    rooms: rooms.clone(),
+                    ..Default::default()
+                },
+                rooms,
+            });
+        }
         let notice = notice.map(|(event, args)| Encoded::event(&self.name, event, args, vec![]));
         self.addr
             .send(DeleteRoom {
@@ -349,26 +432,91 @@ impl Namespace {
             .unwrap_or(0)
     }
 
-    /// The target sockets with their handshake and rooms.
-    pub async fn fetch_sockets(&self, target: Target) -> Vec<(Arc<SocketInfo>, Vec<Room>)> {
+    /// The target sockets of this node with their handshake and rooms.
+    pub async fn local_sockets(&self, target: Target) -> Vec<(Arc<SocketInfo>, Vec<Room>)> {
         self.addr
             .send(FetchSockets { target })
             .await
             .unwrap_or_default()
     }
 
-    /// The target sockets join `rooms`.
+    /// The target sockets of the other nodes (`fetchSockets`; empty when not in a cluster).
+    pub async fn remote_sockets(
+        &self,
+        target: Target,
+    ) -> Vec<crate::protocol::cluster::RemoteSocket> {
+        let Some(b) = &self.bridge else {
+            return Vec::new();
+        };
+        let (tx, rx) = oneshot::channel();
+        b.do_send(ClusterFetch {
+            ns: self.name.to_string(),
+            target,
+            reply: tx,
+        });
+        rx.await.unwrap_or_default()
+    }
+
+    /// `serverSideEmit`: `data` (`[event, ...args]`) to the other nodes' applications. With
+    /// `want_ack`, resolves to their answers (`Err` with the partial list on timeout).
+    pub async fn server_side_emit(
+        &self,
+        data: Vec<Value>,
+        want_ack: bool,
+    ) -> Result<Vec<Value>, Vec<Value>> {
+        let Some(b) = &self.bridge else {
+            return Ok(Vec::new());
+        };
+        if !want_ack {
+            b.do_send(ClusterServerSideEmit {
+                ns: self.name.to_string(),
+                data,
+                reply: None,
+            });
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = oneshot::channel();
+        b.do_send(ClusterServerSideEmit {
+            ns: self.name.to_string(),
+            data,
+            reply: Some(tx),
+        });
+        rx.await.unwrap_or(Err(Vec::new()))
+    }
+
+    /// The target sockets join `rooms`, on every node.
     pub fn sockets_join(&self, target: Target, rooms: Vec<Room>) {
+        if let Some(b) = &self.bridge {
+            b.do_send(ClusterRemote::Join {
+                ns: self.name.to_string(),
+                target: target.clone(),
+                rooms: rooms.clone(),
+            });
+        }
         self.addr.do_send(SocketsJoin { target, rooms });
     }
 
-    /// The target sockets leave `rooms`.
+    /// The target sockets leave `rooms`, on every node.
     pub fn sockets_leave(&self, target: Target, rooms: Vec<Room>) {
+        if let Some(b) = &self.bridge {
+            b.do_send(ClusterRemote::Leave {
+                ns: self.name.to_string(),
+                target: target.clone(),
+                rooms: rooms.clone(),
+            });
+        }
         self.addr.do_send(SocketsLeave { target, rooms });
     }
 
-    /// Disconnects the target sockets (`close` ends their whole session).
+    /// Disconnects the target sockets on every node (`close` ends their whole session).
     pub fn disconnect_sockets(&self, target: Target, close: bool) {
+        if let Some(b) = &self.bridge {
+            b.do_send(ClusterRemote::Disconnect {
+                ns: self.name.to_string(),
+                target: target.clone(),
+                close,
+            });
+        }
         self.addr.do_send(DisconnectSockets { target, close });
     }
 
@@ -376,9 +524,17 @@ impl Namespace {
         self.addr.do_send(RemoveSocket { id: id.clone() });
     }
 
-    /// The room actor behind this namespace (for the cluster bridge).
+    /// The room actor behind this namespace.
     pub fn actor(&self) -> &Addr<RoomActor> {
         &self.addr
+    }
+}
+
+/// Hands a broadcast to the bridge; a full bridge mailbox drops it (counted by the bridge's
+/// publish path, logged here).
+fn publish(bridge: &Cluster, msg: Publish) {
+    if bridge.try_send(msg).is_err() {
+        log::warn!("bridge mailbox full: broadcast not published to the cluster");
     }
 }
 
@@ -421,15 +577,40 @@ impl BroadcastOperator {
         self.emit_binary(event, args, Vec::new());
     }
 
-    /// Sends `event(...args)` with binary attachments, encoded once.
+    /// Sends `event(...args)` with binary attachments, encoded once for this node and once
+    /// for the cluster.
     pub fn emit_binary(self, event: &str, args: Vec<Value>, bins: Vec<Bytes>) {
-        let packet = Encoded::event(&self.ns.name, event, args, bins);
+        let mut data = Vec::with_capacity(args.len() + 1);
+        data.push(Value::String(event.to_owned()));
+        data.extend(args);
+        let attachments = bins.len();
+        let packet = Encoded::new(
+            &crate::protocol::socketio::Packet::event(
+                &self.ns.name,
+                data.clone(),
+                None,
+                attachments,
+            ),
+            bins.clone(),
+        );
         self.ns.addr.do_send(Broadcast {
-            target: self.target,
+            target: self.target.clone(),
             packet,
             volatile: self.volatile,
             local_origin: true,
         });
+        if let Some(b) = &self.ns.bridge {
+            publish(
+                b,
+                Publish {
+                    ns: self.ns.name.clone(),
+                    target: self.target,
+                    data,
+                    bins,
+                    volatile: self.volatile,
+                },
+            );
+        }
     }
 }
 
@@ -470,28 +651,38 @@ pub struct Shared {
     sessions: Mutex<HashMap<Sid, Addr<Session>>>,
     namespaces: Mutex<HashMap<String, Addr<RoomActor>>>,
     rooms_arbiter: ArbiterHandle,
+    bridge: std::sync::OnceLock<Cluster>,
     pub(crate) draining: AtomicBool,
     /// False while a cluster bridge cannot reach Redis (`/readyz` answers 503).
-    pub(crate) cluster_ready: AtomicBool,
+    pub(crate) cluster_ready: Arc<AtomicBool>,
     stats: Arc<RoomStats>,
 }
 
 impl Shared {
-    /// The room actor of `ns`, started on first use.
-    pub(crate) fn namespace(&self, ns: &str) -> Addr<RoomActor> {
+    /// The namespace `ns`, its room actor started on first use (and announced to the bridge).
+    pub(crate) fn namespace(&self, ns: &str) -> Namespace {
+        let bridge = self.bridge.get().cloned();
         let mut map = self.namespaces.lock();
         if let Some(a) = map.get(ns) {
-            return a.clone();
+            return Namespace::from_parts(Arc::from(ns), a.clone(), bridge);
         }
         let name: Arc<str> = Arc::from(ns);
         let app = self.app.clone();
         let mailbox = self.config.room_mailbox;
         let stats = self.stats.clone();
+        let room_bridge = bridge.clone();
+        let actor_name = name.clone();
         let addr = RoomActor::start_in_arbiter(&self.rooms_arbiter, move |_| {
-            RoomActor::new(name, app, mailbox, stats)
+            RoomActor::new(actor_name, app, room_bridge, mailbox, stats)
         });
         map.insert(ns.to_owned(), addr.clone());
-        addr
+        if let Some(b) = &bridge {
+            b.do_send(AddNamespace {
+                ns: ns.to_owned(),
+                room: addr.clone(),
+            });
+        }
+        Namespace::from_parts(name, addr, bridge)
     }
 
     pub(crate) fn insert_session(&self, sid: Sid, addr: Addr<Session>) {
@@ -537,16 +728,43 @@ impl Server {
 
     /// Binds the listener (inside an actix system). Port 0 picks a free port.
     pub fn bind(self) -> std::io::Result<RunningServer> {
+        let cluster_ready = Arc::new(AtomicBool::new(true));
         let shared = Arc::new(Shared {
             app: self.app,
             sessions: Mutex::new(HashMap::new()),
             namespaces: Mutex::new(HashMap::new()),
             rooms_arbiter: Arbiter::new().handle(),
+            bridge: std::sync::OnceLock::new(),
             draining: AtomicBool::new(false),
-            cluster_ready: AtomicBool::new(true),
+            cluster_ready: cluster_ready.clone(),
             stats: Arc::new(RoomStats::default()),
             config: self.config,
         });
+        if let Some(url) = shared.config.redis_url.clone() {
+            let c = &shared.config;
+            let bridge = Bridge::new(
+                c.node_id.clone(),
+                url,
+                &c.redis_prefix,
+                c.request_timeout,
+                c.bridge_mailbox,
+                shared.app.clone(),
+                cluster_ready,
+                Arc::new(BridgeStats::default()),
+            );
+            let addr = Bridge::start_in_arbiter(&Arbiter::new().handle(), move |_| bridge);
+            let _ = shared.bridge.set(Cluster {
+                addr,
+                ready: shared.cluster_ready.clone(),
+            });
+            log::info!("cluster mode node={} prefix={}", c.node_id, c.redis_prefix);
+        }
+        // Namespaces with exact names exist from the start, so the cluster counts this node.
+        for pattern in &shared.config.namespaces {
+            if let crate::config::NamespacePattern::Exact(ns) = pattern {
+                shared.namespace(ns);
+            }
+        }
         let (server, addrs) = http::bind(shared.clone(), self.engines)?;
         log::info!(
             "ferrio listening on http://{} path={} namespaces={:?}",
@@ -649,6 +867,9 @@ impl ServerHandle {
     /// then the listener stops.
     pub async fn shutdown(&self) {
         self.shared.draining.store(true, Ordering::SeqCst);
+        if let Some(b) = self.shared.bridge.get() {
+            let _ = b.addr.send(Goodbye).await;
+        }
         let sessions: Vec<Addr<Session>> = self.shared.sessions.lock().values().cloned().collect();
         log::info!("closing {} sessions", sessions.len());
         for s in sessions {

@@ -191,6 +191,27 @@ pub enum ToSocket {
     },
     /// Close the whole Engine.IO session.
     Close { reason: DisconnectReason },
+    /// Send `data` (`[event, ...args]`) to socket `id` with an ack id; every answer (or its
+    /// failure) goes to `acks`.
+    DeliverWithAck {
+        id: SocketId,
+        data: Vec<Value>,
+        bins: Vec<Bytes>,
+        timeout: std::time::Duration,
+        acks: tokio::sync::mpsc::UnboundedSender<Result<AckData, AckError>>,
+    },
+}
+
+/// Delivers `data` to the target sockets with acks (a cluster broadcast with ack); replies
+/// how many sockets it went to, so the requester knows how many acks to expect.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct BroadcastWithAck {
+    pub target: Target,
+    pub data: Vec<Value>,
+    pub bins: Vec<Bytes>,
+    pub timeout: std::time::Duration,
+    pub acks: tokio::sync::mpsc::UnboundedSender<Result<AckData, AckError>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,7 +426,7 @@ impl HandshakeData {
         };
         serde_json::json!({
             "headers": obj(&self.headers),
-            "time": httpdate_like(self.issued),
+            "time": crate::protocol::cluster::js_date_string(self.issued as i64),
             "address": self.address,
             "xdomain": self.xdomain,
             "secure": self.secure,
@@ -415,28 +436,6 @@ impl HandshakeData {
             "auth": auth,
         })
     }
-}
-
-/// A readable date for the handshake's `time` field (UTC, RFC 3339-like).
-fn httpdate_like(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // civil-from-days (Howard Hinnant's algorithm, public domain arithmetic)
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

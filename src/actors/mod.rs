@@ -2,6 +2,7 @@
 //! namespace ([`room`]), the WebSocket transport ([`ws`]) and, in a cluster, the Redis bridge.
 //! Every message between them is in [`messages`].
 
+pub mod bridge;
 pub mod messages;
 pub mod room;
 pub mod socket;

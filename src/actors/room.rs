@@ -26,7 +26,7 @@ use actix::dev::SendError;
 use actix::prelude::*;
 
 use super::messages::*;
-use crate::server::{Handler as AppHandler, Namespace};
+use crate::server::{Cluster, Handler as AppHandler, Namespace};
 
 /// Counts of what the room actors had to drop, for logs and metrics.
 #[derive(Debug, Default)]
@@ -56,17 +56,18 @@ pub struct RoomActor {
     rooms: HashMap<Room, HashSet<SocketId>>,
     /// The application, told about room lifecycle.
     app: Arc<dyn AppHandler>,
-    /// Other listeners of room lifecycle (the Redis bridge in a cluster).
-    listeners: Vec<Recipient<RoomLifecycle>>,
+    /// The Redis bridge in a cluster: told about room lifecycle (the mirror).
+    bridge: Option<Cluster>,
     mailbox: usize,
     stats: Arc<RoomStats>,
 }
 
 impl RoomActor {
     /// A room actor for namespace `ns`.
-    pub fn new(
+    pub(crate) fn new(
         ns: Arc<str>,
         app: Arc<dyn AppHandler>,
+        bridge: Option<Cluster>,
         mailbox: usize,
         stats: Arc<RoomStats>,
     ) -> Self {
@@ -75,19 +76,20 @@ impl RoomActor {
             sockets: HashMap::new(),
             rooms: HashMap::new(),
             app,
-            listeners: Vec::new(),
+            bridge,
             mailbox,
             stats,
         }
     }
 
     fn announce(&self, ctx: &Context<Self>, event: RoomEvent) {
-        let handle = Namespace::from_parts(self.ns.clone(), ctx.address());
+        let handle = Namespace::from_parts(self.ns.clone(), ctx.address(), self.bridge.clone());
         self.app.on_room_event(&handle, &event);
-        for l in &self.listeners {
-            l.do_send(RoomLifecycle {
+        if let Some(b) = &self.bridge {
+            // Lifecycle is never dropped: the mirror of every other node depends on it.
+            b.do_send(RoomLifecycle {
                 ns: self.ns.clone(),
-                event: event.clone(),
+                event,
             });
         }
     }
@@ -273,18 +275,6 @@ impl Actor for RoomActor {
     }
 }
 
-/// Adds a listener of room lifecycle (the bridge).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AddListener(pub Recipient<RoomLifecycle>);
-
-impl Handler<AddListener> for RoomActor {
-    type Result = ();
-    fn handle(&mut self, msg: AddListener, _: &mut Context<Self>) {
-        self.listeners.push(msg.0);
-    }
-}
-
 impl Handler<AddSocket> for RoomActor {
     type Result = ();
     fn handle(&mut self, msg: AddSocket, _: &mut Context<Self>) {
@@ -438,5 +428,28 @@ impl Handler<FetchSockets> for RoomActor {
             }
         }
         MessageResult(out)
+    }
+}
+
+impl Handler<BroadcastWithAck> for RoomActor {
+    type Result = usize;
+    fn handle(&mut self, msg: BroadcastWithAck, _: &mut Context<Self>) -> usize {
+        let ids = self.resolve(&msg.target);
+        let mut sent = 0;
+        for id in &ids {
+            if let Some(m) = self.sockets.get(id) {
+                let order = ToSocket::DeliverWithAck {
+                    id: id.clone(),
+                    data: msg.data.clone(),
+                    bins: msg.bins.clone(),
+                    timeout: msg.timeout,
+                    acks: msg.acks.clone(),
+                };
+                if m.conn.try_send(order).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        sent
     }
 }

@@ -87,8 +87,29 @@ pub enum Mode {
 /// A server-to-client ack we are waiting for.
 struct AckWaiter {
     socket: SocketId,
-    reply: oneshot::Sender<Result<AckData, AckError>>,
+    reply: AckReply,
     timer: SpawnHandle,
+}
+
+/// Where an ack's answer goes.
+enum AckReply {
+    /// One waiter (`Socket::emit_with_ack`).
+    Once(oneshot::Sender<Result<AckData, AckError>>),
+    /// A collector of many sockets' answers (cluster broadcast with ack).
+    Many(tokio::sync::mpsc::UnboundedSender<Result<AckData, AckError>>),
+}
+
+impl AckReply {
+    fn send(self, result: Result<AckData, AckError>) {
+        match self {
+            AckReply::Once(tx) => {
+                let _ = tx.send(result);
+            }
+            AckReply::Many(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
 }
 
 /// One Engine.IO session and the Socket.IO sockets it carries.
@@ -382,7 +403,7 @@ impl Session {
                             == Some(&w.socket) =>
                     {
                         ctx.cancel_future(w.timer);
-                        let _ = w.reply.send(Ok(AckData { args, bins }));
+                        w.reply.send(Ok(AckData { args, bins }));
                     }
                     Some(w) => {
                         // Not this namespace's ack: put it back.
@@ -423,25 +444,19 @@ impl Session {
             self.push_sio(ctx, &packet, Vec::new());
             return;
         }
-        let room_actor = self.shared.namespace(&ns);
+        let namespace = self.shared.namespace(&ns);
         let id = SocketId::from(engineio::generate_id());
         let info = Arc::new(SocketInfo {
             id: id.clone(),
             handshake: self.handshake.clone(),
             auth,
         });
-        room_actor.do_send(AddSocket {
+        namespace.actor().do_send(AddSocket {
             id: id.clone(),
             conn: ctx.address().recipient(),
             info: info.clone(),
         });
-        let socket = Socket::new(
-            ns.as_str().into(),
-            room_actor,
-            ctx.address(),
-            self.sid.clone(),
-            info,
-        );
+        let socket = Socket::new(namespace, ctx.address(), self.sid.clone(), info);
         self.sockets.push(socket.clone());
         self.push_sio(ctx, &Packet::connect_ok(&ns, id.as_str()), Vec::new());
         log::debug!("connect sid={} ns={} socket={}", self.sid, ns, id);
@@ -460,7 +475,7 @@ impl Session {
             .collect();
         for k in stale {
             if let Some(w) = self.acks.remove(&k) {
-                let _ = w.reply.send(Err(AckError::Disconnected));
+                w.reply.send(Err(AckError::Disconnected));
             }
         }
         log::debug!(
@@ -481,7 +496,7 @@ impl Session {
             self.remove_socket(self.sockets.len() - 1, reason);
         }
         for (_, w) in self.acks.drain() {
-            let _ = w.reply.send(Err(AckError::Disconnected));
+            w.reply.send(Err(AckError::Disconnected));
         }
     }
 }
@@ -740,38 +755,62 @@ impl Handler<ToSocket> for Session {
                 }
             }
             ToSocket::Close { reason } => self.close(ctx, reason, false),
+            ToSocket::DeliverWithAck {
+                id,
+                data,
+                bins,
+                timeout,
+                acks,
+            } => self.emit_with_ack(ctx, id, data, bins, timeout, AckReply::Many(acks)),
         }
+    }
+}
+
+impl Session {
+    /// Sends `data` (`[event, ...args]`) to socket `id` with a fresh ack id and waits for the
+    /// answer up to `timeout`.
+    fn emit_with_ack(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: SocketId,
+        data: Vec<Value>,
+        bins: Vec<Bytes>,
+        timeout: std::time::Duration,
+        reply: AckReply,
+    ) {
+        let Some(i) = self.sockets.iter().position(|s| s.id() == &id) else {
+            reply.send(Err(AckError::Disconnected));
+            return;
+        };
+        let ns = self.sockets[i].ns().to_owned();
+        let ack_id = self.next_ack;
+        self.next_ack += 1;
+        let packet = Packet::event(&ns, data, Some(ack_id), bins.len());
+        let timer = ctx.run_later(timeout, move |act, _| {
+            if let Some(w) = act.acks.remove(&ack_id) {
+                w.reply.send(Err(AckError::Timeout));
+            }
+        });
+        self.acks.insert(
+            ack_id,
+            AckWaiter {
+                socket: id,
+                reply,
+                timer,
+            },
+        );
+        self.push_sio(ctx, &packet, bins);
     }
 }
 
 impl Handler<EmitWithAck> for Session {
     type Result = ();
     fn handle(&mut self, msg: EmitWithAck, ctx: &mut Context<Self>) {
-        let Some(i) = self.sockets.iter().position(|s| s.id() == &msg.id) else {
-            let _ = msg.reply.send(Err(AckError::Disconnected));
-            return;
-        };
-        let ns = self.sockets[i].ns().to_owned();
-        let ack_id = self.next_ack;
-        self.next_ack += 1;
         let mut data = Vec::with_capacity(msg.args.len() + 1);
         data.push(Value::String(msg.event));
         data.extend(msg.args);
-        let packet = Packet::event(&ns, data, Some(ack_id), msg.bins.len());
-        let timer = ctx.run_later(msg.timeout, move |act, _| {
-            if let Some(w) = act.acks.remove(&ack_id) {
-                let _ = w.reply.send(Err(AckError::Timeout));
-            }
-        });
-        self.acks.insert(
-            ack_id,
-            AckWaiter {
-                socket: msg.id,
-                reply: msg.reply,
-                timer,
-            },
-        );
-        self.push_sio(ctx, &packet, msg.bins);
+        let reply = AckReply::Once(msg.reply);
+        self.emit_with_ack(ctx, msg.id, data, msg.bins, msg.timeout, reply);
     }
 }
 

@@ -101,6 +101,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsConn {
                 ctx.stop();
                 return;
             }
+            Err(ws::ProtocolError::Io(e)) => {
+                // The peer went away without a close frame: a close, not a failure.
+                log::debug!("websocket closed by peer conn={} error={}", self.id, e);
+                ctx.stop();
+                return;
+            }
             Err(e) => {
                 self.fail(ctx, &e.to_string());
                 return;
