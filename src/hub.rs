@@ -80,6 +80,7 @@ fn join_room(socket: &Socket, room: String, reply: Reply) {
             }
             Err(JoinError::RoomIsSocketId) => reply.error("room is a socket id"),
             Err(JoinError::UnknownSocket) => reply.error("not connected"),
+            Err(JoinError::TooManyRooms) => reply.error("too many rooms"),
         }
     });
 }

@@ -242,6 +242,8 @@ pub enum JoinError {
     UnknownSocket,
     /// The room name is the id of another socket.
     RoomIsSocketId,
+    /// The socket is already in `MAX_ROOMS_PER_SOCKET` rooms.
+    TooManyRooms,
 }
 
 /// Makes socket `id` a member of `room`. Replies with the room's size afterwards.

@@ -28,6 +28,10 @@ use actix::prelude::*;
 use super::messages::*;
 use crate::server::{Cluster, Handler as AppHandler, Namespace};
 
+/// Rooms one socket may be in through `join` (its own-id room not counted), a bound on what
+/// one client can make the index hold.
+pub const MAX_ROOMS_PER_SOCKET: usize = 1024;
+
 /// Counts of what the room actors had to drop, for logs and metrics.
 #[derive(Debug, Default)]
 pub struct RoomStats {
@@ -308,6 +312,11 @@ impl Handler<Join> for RoomActor {
             && self.sockets.contains_key(&SocketId(msg.room.0.clone()))
         {
             return Err(JoinError::RoomIsSocketId);
+        }
+        if let Some(m) = self.sockets.get(&msg.id) {
+            if m.rooms.len() > MAX_ROOMS_PER_SOCKET && !m.rooms.contains(&msg.room) {
+                return Err(JoinError::TooManyRooms);
+            }
         }
         Ok(self.join(ctx, &msg.id, &msg.room))
     }

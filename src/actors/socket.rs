@@ -134,7 +134,13 @@ pub struct Session {
     closing: Option<DisconnectReason>,
     /// Closed by the client over polling: the next GET gets a noop, then the actor stops.
     lingering: bool,
+    /// Bytes of the attachments received so far for the packet being reassembled.
+    binary_bytes: usize,
 }
+
+/// Namespaces one connection may join at once (each costs a socket; prefix patterns would
+/// otherwise let one client create namespaces without bound).
+pub const MAX_NAMESPACES_PER_SESSION: usize = 32;
 
 impl Session {
     /// A session that starts on long-polling (`websocket == false`) or on a WebSocket.
@@ -164,6 +170,7 @@ impl Session {
             handshake,
             closing: None,
             lingering: false,
+            binary_bytes: 0,
         }
     }
 
@@ -347,8 +354,17 @@ impl Session {
             app.on_message(&socket, Frame::Binary(bin));
             return;
         }
+        // A packet's attachments together may not exceed the payload limit either.
+        self.binary_bytes += bin.len();
+        if self.binary_bytes > self.shared.config.max_payload {
+            log::info!("attachments over max payload sid={}", self.sid);
+            return self.close(ctx, DisconnectReason::TransportError, false);
+        }
         match self.decoder.feed_binary(bin) {
-            Ok(Decoded::Packet(p, bins)) => self.on_sio(ctx, p, bins),
+            Ok(Decoded::Packet(p, bins)) => {
+                self.binary_bytes = 0;
+                self.on_sio(ctx, p, bins)
+            }
             Ok(Decoded::NeedMore) => {}
             Err(e) => {
                 log::debug!("parse error sid={} error={:?}", self.sid, e);
@@ -420,6 +436,12 @@ impl Session {
         let ns = p.ns;
         if self.socket_index(&ns).is_some() {
             log::debug!("duplicate CONNECT sid={} ns={}", self.sid, ns);
+            return;
+        }
+        if self.sockets.len() >= MAX_NAMESPACES_PER_SESSION {
+            log::info!("too many namespaces sid={} ns={}", self.sid, ns);
+            let packet = Packet::connect_error(&ns, "Too many namespaces on one connection");
+            self.push_sio(ctx, &packet, Vec::new());
             return;
         }
         if !self.shared.config.namespace_allowed(&ns) {
