@@ -159,6 +159,9 @@ pub async fn connect(ep: &Endpoint, i: usize, timeout: Duration) -> Result<Ws, C
 
 async fn connect_inner(ep: &Endpoint, i: usize) -> Result<Ws, ConnError> {
     let socket = TcpSocket::new_v4()?;
+    // Close with RST, not FIN: tens of thousands of sockets in TIME_WAIT would keep their
+    // source ports from the next run.
+    socket.set_zero_linger()?;
     if let Some(src) = ep.source(i) {
         socket.bind(SocketAddr::new(IpAddr::V4(src), 0))?;
     }
@@ -166,7 +169,8 @@ async fn connect_inner(ep: &Endpoint, i: usize) -> Result<Ws, ConnError> {
     stream.set_nodelay(true)?;
     let config = WebSocketConfig::default()
         .read_buffer_size(ep.read_buf)
-        .write_buffer_size(0)
+        // Frames are written on flush; every send path flushes, batches only where they say so.
+        .write_buffer_size(64 << 10)
         .max_message_size(Some(4 << 20))
         .max_frame_size(Some(4 << 20));
     let (mut ws, _response) =

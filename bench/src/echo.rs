@@ -15,9 +15,11 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use futures_util::{FutureExt, SinkExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, ConnError, Counters, Endpoint, Ws};
 use crate::proto::{self, Inbound};
@@ -64,17 +66,24 @@ struct Client {
 }
 
 impl Client {
-    async fn send(&mut self, shared: &Shared, size: usize) -> Result<(), ConnError> {
+    /// Sends one request; with `flush == false` it is only queued (see [`Client::flush`]).
+    async fn send(&mut self, shared: &Shared, size: usize, flush: bool) -> Result<(), ConnError> {
         let id = self.next_id;
         self.next_id += 1;
         let body = proto::payload(0, 0, client::now_us(), size);
         self.pending.push_back((id, Instant::now()));
         Counters::bump(&shared.sent);
-        client::send_text(
-            &mut self.ws,
-            proto::event(Some(id), &format!("[\"echo-ack\",{body}]")),
-        )
-        .await
+        let frame = Message::text(proto::event(Some(id), &format!("[\"echo-ack\",{body}]")));
+        if flush {
+            self.ws.send(frame).await?;
+        } else {
+            self.ws.feed(frame).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnError> {
+        self.ws.flush().await.map_err(ConnError::Ws)
     }
 
     /// Handles one frame; returns whether it was an ack of ours.
@@ -203,7 +212,7 @@ async fn open_loop(
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 if next < plan.end && Instant::now() >= next {
-                    c.send(shared, args.size).await?;
+                    c.send(shared, args.size, true).await?;
                     next += period;
                 }
             }
@@ -219,8 +228,9 @@ async fn closed_loop(
     args: &EchoArgs,
 ) -> Result<(), ConnError> {
     for _ in 0..args.window.max(1) {
-        c.send(shared, args.size).await?;
+        c.send(shared, args.size, false).await?;
     }
+    c.flush().await?;
     let stop = plan.end + GRACE;
     loop {
         let now = Instant::now();
@@ -231,9 +241,19 @@ async fn closed_loop(
             Ok(frame) => frame?,
             Err(_) => return Ok(()),
         };
-        if c.on_frame(&frame, plan, shared, counters).await? && Instant::now() < plan.end {
-            c.send(shared, args.size).await?;
+        let mut frame = frame;
+        // Answer every ack already received with one write, not one write per ack: the
+        // generator has one core and must not be the bottleneck.
+        loop {
+            if c.on_frame(&frame, plan, shared, counters).await? && Instant::now() < plan.end {
+                c.send(shared, args.size, false).await?;
+            }
+            match client::next_text(&mut c.ws).now_or_never() {
+                Some(next) => frame = next?,
+                None => break,
+            }
         }
+        c.flush().await?;
     }
 }
 

@@ -271,6 +271,9 @@ pub struct FanoutArgs {
     pub max_p99_ms: f64,
     /// Run every rate even after a failing one.
     pub all_steps: bool,
+    /// After the first failing step, try once more halfway (geometrically) between the last
+    /// passing rate and the failing one.
+    pub refine: bool,
 }
 
 /// Waits for the traffic of the setup phase (e.g. presence notices of every join to every
@@ -295,7 +298,8 @@ pub async fn settle(counters: &Counters, quiet: Duration, deadline: Instant) -> 
 /// Runs the scenario and returns its JSON result.
 pub async fn run(ep: Rc<Endpoint>, setup: Rc<Setup>, args: FanoutArgs) -> Value {
     let counters = Rc::new(Counters::default());
-    let steps = new_steps(args.rates.len());
+    // One extra slot for the refining step.
+    let steps = new_steps(args.rates.len() + 1);
     let room: Rc<str> = Rc::from(args.room.as_str());
     let t0 = Instant::now();
     for i in 0..args.subs {
@@ -327,7 +331,11 @@ pub async fn run(ep: Rc<Endpoint>, setup: Rc<Setup>, args: FanoutArgs) -> Value 
 
     let mut results = Vec::new();
     let mut knee: Option<Value> = None;
-    for (k, &rate) in args.rates.iter().enumerate() {
+    let mut rates = args.rates.clone();
+    let mut last_pass: Option<f64> = None;
+    let mut k = 0;
+    while k < rates.len() {
+        let rate = rates[k];
         let members = counters.ready.get().saturating_sub(counters.dropped.get());
         let dropped_before = counters.dropped.get();
         let cpu = CpuWindow::start(&setup.pids);
@@ -375,6 +383,7 @@ pub async fn run(ep: Rc<Endpoint>, setup: Rc<Setup>, args: FanoutArgs) -> Value 
             "publisher_error": published.error,
         });
         if pass {
+            last_pass = Some(rate);
             knee = Some(json!({
                 "rate": rate,
                 "deliveries_per_s": stats::round1(deliveries_per_s),
@@ -384,8 +393,18 @@ pub async fn run(ep: Rc<Endpoint>, setup: Rc<Setup>, args: FanoutArgs) -> Value 
             }));
         }
         results.push(step);
+        let refining = k >= args.rates.len();
+        k += 1;
         if drained.is_err() || (!pass && !args.all_steps) {
-            break;
+            let backlog_cleared = drained.as_ref().is_ok_and(|all| *all);
+            match last_pass {
+                Some(low) if args.refine && !refining && backlog_cleared => {
+                    rates.push(((low * rate).sqrt() * 10.0).round() / 10.0);
+                    k = args.rates.len();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                _ => break,
+            }
         }
     }
     json!({

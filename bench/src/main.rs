@@ -119,6 +119,9 @@ enum Scenario {
         /// Run all steps even after one fails.
         #[arg(long)]
         all_steps: bool,
+        /// After the first failing step, try once between it and the last passing one.
+        #[arg(long)]
+        refine: bool,
     },
     /// Clients emitting `echo-ack` with an ack: round trip, or closed-loop throughput.
     Echo {
@@ -234,6 +237,7 @@ async fn run(scenario: Scenario) -> Result<(Value, Common), String> {
             drain,
             max_p99_ms,
             all_steps,
+            refine,
         } => {
             let (ep, setup) = prepare(&common, subs + 1)?;
             let rates = rate
@@ -249,6 +253,7 @@ async fn run(scenario: Scenario) -> Result<(Value, Common), String> {
                 drain_secs: drain.max(0.0),
                 max_p99_ms,
                 all_steps,
+                refine,
             };
             Ok((fanout::run(ep, setup, args).await, common))
         }
