@@ -134,6 +134,9 @@ pub struct Session {
     closing: Option<DisconnectReason>,
     /// Closed by the client over polling: the next GET gets a noop, then the actor stops.
     lingering: bool,
+    /// A namespace CONNECT has succeeded: the connect timeout no longer applies, even once
+    /// every namespace is left (Node clears its timer on the first CONNECT too).
+    connected_once: bool,
     /// Bytes of the attachments received so far for the packet being reassembled.
     binary_bytes: usize,
 }
@@ -170,6 +173,7 @@ impl Session {
             handshake,
             closing: None,
             lingering: false,
+            connected_once: false,
             binary_bytes: 0,
         }
     }
@@ -480,6 +484,7 @@ impl Session {
         });
         let socket = Socket::new(namespace, ctx.address(), self.sid.clone(), info);
         self.sockets.push(socket.clone());
+        self.connected_once = true;
         self.push_sio(ctx, &Packet::connect_ok(&ns, id.as_str()), Vec::new());
         log::debug!("connect sid={} ns={} socket={}", self.sid, ns, id);
         app.on_connect(&socket);
@@ -560,7 +565,7 @@ impl Actor for Session {
             Mode::SocketIo => {
                 let timeout = self.shared.config.connect_timeout;
                 ctx.run_later(timeout, |act, ctx| {
-                    if act.sockets.is_empty() {
+                    if !act.connected_once {
                         log::debug!("no CONNECT in time sid={}", act.sid);
                         act.close(ctx, DisconnectReason::TransportClose, false);
                     }
