@@ -86,6 +86,21 @@ async fn session_without_connect_is_closed_after_the_connect_timeout() {
     assert_eq!(connected.recv_text().await, r#"42["echo","stays"]"#);
 }
 
+#[actix_rt::test]
+async fn connect_timeout_does_not_close_a_session_that_connected_once() {
+    // As in Node, the timer is for the first CONNECT: a client that connected in time and then
+    // left every namespace keeps its Engine.IO session.
+    let srv = TestServer::start(Config {
+        connect_timeout: Duration::from_millis(150),
+        ..config()
+    });
+    let (mut ws, _) = ws_client(&srv).await;
+    ws.send("41").await;
+    ws.expect_silence(Duration::from_millis(300)).await;
+    assert_eq!(srv.sessions(), 1);
+    ws.connect_ns().await;
+}
+
 /// A polling client in room `slow` that stops polling, and a WebSocket client that asks the
 /// server to broadcast `count` packets to that room.
 async fn flood_a_client_that_never_polls(volatile: bool) -> (TestServer, Polling, Ws) {
