@@ -9,7 +9,12 @@
 //!   `{"ok":false,"error":"timeout"}`;
 //! - `server-disconnect` → the server disconnects this namespace socket;
 //! - `server-close` → the server closes the whole Engine.IO session;
-//! - `disconnect-reason`, socket id, ack → ack `{"reason": <server-side reason or null>}`.
+//! - `disconnect-reason`, socket id, ack → ack `{"reason": <server-side reason or null>}`;
+//! - `node-info`, ack → ack `{"node": <FERRIO_NODE_ID>}` (which cluster node serves this socket);
+//! - `server-side-emits`, ack → ack `{"events": [{"ns","data"}…]}`: every `serverSideEmit` this
+//!   node received from other nodes or an emitter (the last 1000), oldest first.
+//!
+//! A `serverSideEmit` with an ack is answered with `{"node": <FERRIO_NODE_ID>, "data": […]}`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,6 +29,8 @@ use serde_json::{json, Value};
 struct Testkit {
     hub: Hub,
     reasons: Mutex<HashMap<String, &'static str>>,
+    node: String,
+    server_side_emits: Mutex<Vec<Value>>,
 }
 
 impl Handler for Testkit {
@@ -76,12 +83,37 @@ impl Handler for Testkit {
                     ack.send(vec![json!({ "reason": reason })]);
                 }
             }
+            "node-info" => {
+                if let Some(ack) = event.ack {
+                    ack.send(vec![json!({ "node": self.node })]);
+                }
+            }
+            "server-side-emits" => {
+                let events = self
+                    .server_side_emits
+                    .lock()
+                    .map(|v| v.clone())
+                    .unwrap_or_default();
+                if let Some(ack) = event.ack {
+                    ack.send(vec![json!({ "events": events })]);
+                }
+            }
             _ => {
                 if let Some(ack) = event.ack {
                     ack.send(vec![json!({"ok": false, "error": "unknown event"})]);
                 }
             }
         }
+    }
+
+    fn on_server_side_emit(&self, ns: &Namespace, data: Vec<Value>) -> Option<Value> {
+        if let Ok(mut v) = self.server_side_emits.lock() {
+            if v.len() >= 1000 {
+                v.remove(0);
+            }
+            v.push(json!({"ns": ns.name(), "data": data.clone()}));
+        }
+        Some(json!({"node": self.node, "data": data}))
     }
 
     fn on_disconnect(&self, socket: &Socket, reason: DisconnectReason) {
@@ -108,7 +140,11 @@ fn main() -> std::io::Result<()> {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     actix_web::rt::System::new().block_on(async move {
-        Server::new(config, Testkit::default())
+        let kit = Testkit {
+            node: config.node_id.clone(),
+            ..Testkit::default()
+        };
+        Server::new(config, kit)
             .bind()?
             .run_until_signal()
             .await
