@@ -144,9 +144,6 @@ fn main() -> std::io::Result<()> {
             node: config.node_id.clone(),
             ..Testkit::default()
         };
-        Server::new(config, kit)
-            .bind()?
-            .run_until_signal()
-            .await
+        Server::new(config, kit).bind()?.run_until_signal().await
     })
 }
