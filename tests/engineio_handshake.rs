@@ -299,3 +299,52 @@ async fn healthz_and_readyz_answer_200_while_serving() {
     let ready = get(&srv.http("/readyz")).await;
     assert_eq!(ready.status, StatusCode::OK);
 }
+
+#[actix_rt::test]
+async fn plain_http_get_for_a_websocket_handshake_is_refused_with_code_3_and_leaves_no_session() {
+    let srv = TestServer::start(config());
+    get(&srv.url("EIO=4&transport=websocket"))
+        .await
+        .assert_eio_error(3);
+    srv.wait_sessions(0).await;
+}
+
+#[actix_rt::test]
+async fn polling_request_with_another_method_is_refused_with_code_3() {
+    let srv = TestServer::start(config());
+    let p = Polling::open(&srv).await;
+    for method in [Method::PUT, Method::DELETE, Method::PATCH] {
+        request(method, &p.url, &[], "40").await.assert_eio_error(3);
+    }
+}
+
+#[actix_rt::test]
+async fn cors_any_echoes_the_origin_with_credentials_or_sends_a_star_without_one() {
+    let srv = TestServer::start(Config {
+        cors_origins: Some(CorsOrigins::Any),
+        ..config()
+    });
+    let with_origin = request(
+        Method::GET,
+        &srv.url("EIO=4&transport=polling"),
+        &[("Origin", "http://anywhere.example")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        with_origin.header("access-control-allow-origin").as_deref(),
+        Some("http://anywhere.example")
+    );
+    assert_eq!(
+        with_origin
+            .header("access-control-allow-credentials")
+            .as_deref(),
+        Some("true")
+    );
+    let without = get(&srv.url("EIO=4&transport=polling")).await;
+    assert_eq!(
+        without.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_eq!(without.header("access-control-allow-credentials"), None);
+}

@@ -226,3 +226,39 @@ async fn upgrade_abandoned_after_the_probe_falls_back_to_polling() {
     assert_eq!(p.poll_one().await, r#"42["echo","polling again"]"#);
     assert_eq!(srv.sessions(), 1);
 }
+
+#[actix_rt::test]
+async fn heartbeat_goes_on_over_the_websocket_after_an_upgrade() {
+    let srv = TestServer::start(fast_ping(150, 150));
+    let (p, _) = polling_client(&srv).await;
+    let ws_url = srv.ws_url(&format!("EIO=4&transport=websocket&sid={}", p.sid));
+    let mut ws = Ws::connect(&ws_url).await;
+    ws.send("2probe").await;
+    assert_eq!(ws.recv_text().await, "3probe");
+    ws.send("5").await;
+    for _ in 0..3 {
+        assert_eq!(ws.recv_text().await, "2");
+        ws.send("3").await;
+    }
+    assert_eq!(srv.sessions(), 1);
+    // and an unanswered one still ends it
+    assert_eq!(ws.recv_text().await, "2");
+    ws.expect_closed_within(Duration::from_secs(1)).await;
+    srv.wait_sessions(0).await;
+}
+
+#[actix_rt::test]
+async fn polling_request_for_a_session_on_websocket_is_refused() {
+    let srv = TestServer::start(config());
+    let (mut ws, open) = Ws::open(&srv).await;
+    let url = srv.url(&format!(
+        "EIO=4&transport=polling&sid={}",
+        open["sid"].as_str().expect("sid")
+    ));
+    get(&url).await.assert_eio_error(3);
+    request(actix_web::http::Method::POST, &url, &[], "40")
+        .await
+        .assert_eio_error(3);
+    // the WebSocket session is untouched
+    ws.connect_ns().await;
+}

@@ -397,3 +397,100 @@ async fn to_room_addressed_to_a_socket_id_reaches_nobody() {
     assert_eq!(reply[0]["ok"], json!(true), "{reply}");
     b.expect_silence(QUIET).await;
 }
+
+#[actix_rt::test]
+async fn rooms_are_separate_per_namespace() {
+    use ferrio::config::{Config, NamespacePattern};
+    let srv = TestServer::start(Config {
+        namespaces: vec![
+            NamespacePattern::Exact("/".to_owned()),
+            NamespacePattern::Prefix("/org-".to_owned()),
+        ],
+        ..config()
+    });
+    let (mut root, _) = ws_client(&srv).await;
+    join(&mut root, 1, "r").await;
+    let (mut org, _) = Ws::open(&srv).await;
+    org.send("40/org-1,").await;
+    assert_eq!(org.recv_sio().await.kind, 0);
+    org.send(r#"42/org-1,1["join-room","r"]"#).await;
+    assert_eq!(
+        org.recv_text().await,
+        r#"43/org-1,1[{"ok":true,"room":"r","size":1}]"#
+    );
+    org.send(r#"42/org-1,2["to-room","r","x"]"#).await;
+    assert_eq!(org.recv_text().await, r#"43/org-1,2[{"ok":true}]"#);
+    root.expect_silence(QUIET).await;
+    root.emit(None, json!(["to-room", "r", "y"])).await;
+    org.expect_silence(QUIET).await;
+}
+
+#[actix_rt::test]
+async fn to_room_reaches_100_members() {
+    let srv = TestServer::start(config());
+    let mut members = Vec::new();
+    for i in 0..100 {
+        let (mut c, _) = ws_client(&srv).await;
+        let reply = join(&mut c, 1, "all").await;
+        assert_eq!(reply[0]["size"], json!(i + 1));
+        members.push(c);
+    }
+    let (mut sender, _) = ws_client(&srv).await;
+    sender.call(1, json!(["to-room", "all", "hey", 1])).await;
+    for c in &mut members {
+        // skip the presence of those who joined later
+        loop {
+            let e = c.recv_event().await;
+            if e[0] != json!("join-room") {
+                assert_eq!(e, json!(["hey", 1]));
+                break;
+            }
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn joining_more_than_1024_rooms_is_refused() {
+    let srv = TestServer::start(config());
+    let (mut a, _) = ws_client(&srv).await;
+    for i in 0..1024u64 {
+        let reply = join(&mut a, i, &format!("r{i}")).await;
+        assert_eq!(reply[0]["ok"], json!(true), "room {i}: {reply}");
+    }
+    assert_eq!(
+        join(&mut a, 5000, "one-too-many").await,
+        json!([{"ok": false, "error": "too many rooms"}])
+    );
+    // re-joining a room it is in is still fine
+    assert_eq!(join(&mut a, 5001, "r0").await[0]["ok"], json!(true));
+}
+
+#[actix_rt::test]
+async fn presence_follows_sockets_join_and_sockets_leave_from_the_server_api() {
+    let srv = TestServer::start(config());
+    let (mut a, _) = ws_client(&srv).await;
+    let (mut b, b_id) = ws_client(&srv).await;
+    join(&mut a, 1, "r").await;
+    assert_eq!(
+        b.call(1, json!(["sockets-join", {"of": b_id, "rooms": ["r"]}]))
+            .await,
+        json!([{"ok": true}])
+    );
+    assert_eq!(
+        a.recv_event().await,
+        json!(["join-room", {"room": "r", "id": b_id}])
+    );
+    assert_eq!(
+        b.call(2, json!(["room-members", "r"])).await[0]["members"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    b.call(3, json!(["sockets-leave", {"of": b_id, "rooms": ["r"]}]))
+        .await;
+    assert_eq!(
+        a.recv_event().await,
+        json!(["leave-room", {"room": "r", "id": b_id}])
+    );
+    b.expect_silence(QUIET).await;
+}

@@ -376,3 +376,67 @@ async fn malformed_polling_body_gets_400_and_closes_only_that_session() {
     bystander.post_ok(r#"42["echo","fine"]"#).await;
     assert_eq!(bystander.poll_one().await, r#"42["echo","fine"]"#);
 }
+
+#[actix_rt::test]
+async fn more_than_64_attachments_closes_only_that_session() {
+    assert_closes_only_the_sender(&[Bad::Text(r#"4565-["echo"]"#)]).await;
+}
+
+#[actix_rt::test]
+async fn attachments_over_the_payload_limit_together_close_the_session() {
+    let srv = TestServer::start(Config {
+        max_payload: 1000,
+        ..config()
+    });
+    let (mut ws, _) = ws_client(&srv).await;
+    // each attachment fits, both together do not
+    ws.send(r#"452-["echo",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
+        .await;
+    ws.send_binary(vec![0u8; 600]).await;
+    ws.send_binary(vec![0u8; 600]).await;
+    let seen = ws.expect_closed().await;
+    assert!(seen.is_empty(), "{seen:?}");
+    srv.wait_sessions(0).await;
+}
+
+#[actix_rt::test]
+async fn connect_to_more_than_32_namespaces_on_one_connection_is_refused() {
+    let srv = TestServer::start(Config {
+        namespaces: vec![NamespacePattern::Prefix("/".to_owned())],
+        ..config()
+    });
+    let (mut ws, _) = Ws::open(&srv).await;
+    for i in 0..32 {
+        ws.send(&format!("40/n{i},")).await;
+        let reply = ws.recv_sio().await;
+        assert_eq!((reply.kind, reply.ns), (0, format!("/n{i}")));
+    }
+    ws.send("40/n32,").await;
+    let refused = ws.recv_sio().await;
+    assert_eq!((refused.kind, refused.ns.as_str()), (4, "/n32"));
+    // leaving one makes room for another
+    ws.send("41/n0,").await;
+    ws.send("40/n32,").await;
+    assert_eq!(ws.recv_sio().await.kind, 0);
+}
+
+#[actix_rt::test]
+async fn server_emit_with_ack_accepts_a_binary_ack() {
+    let srv = TestServer::start(config());
+    let (mut ws, _) = ws_client(&srv).await;
+    ws.emit(
+        Some(1),
+        json!(["server-ack", {"event": "ask", "args": [], "timeout_ms": 2000}]),
+    )
+    .await;
+    let ack_id = ws.recv_sio().await.id.expect("ack id");
+    ws.send(&format!(
+        r#"461-{ack_id}["file",{{"_placeholder":true,"num":0}}]"#
+    ))
+    .await;
+    ws.send_binary(Bytes::from_static(&[9, 9, 9])).await;
+    assert_eq!(
+        ws.recv_text().await,
+        r#"431[{"ok":true,"args":["file",{"_placeholder":true,"num":0}],"bins":[3]}]"#
+    );
+}

@@ -19,7 +19,9 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use ferrio::config::Config;
 use ferrio::hub::Hub;
-use ferrio::server::{Event, Handler, Namespace, RoomEvent, Server, ServerHandle, Shared, Socket};
+use ferrio::server::{
+    Event, Handler, Namespace, Room, RoomEvent, Server, ServerHandle, Shared, Socket, Target,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
@@ -557,6 +559,8 @@ pub fn event_text(ack: Option<u64>, args: &Value) -> String {
 ///   an ack, then ack `{"ok":true,"args":[…]}` or `{"ok":false,"error":"timeout"}`;
 /// - `broadcast`, `{"rooms":[…],"event","args","volatile"}`, ack → `ns.to(r1).to(r2)….emit`,
 ///   acked once the room actor has taken the broadcast;
+/// - `sockets-join` / `sockets-leave`, `{"of": room or socket id, "rooms":[…]}`, ack →
+///   `ns.sockets_join` / `ns.sockets_leave`, acked once the room actor has done it;
 /// - `flood`, `{"room","count","volatile"}`, ack → `count` broadcasts `flood(i)` to room.
 #[derive(Default)]
 pub struct Kit {
@@ -585,7 +589,11 @@ impl Handler for Kit {
                 let ack = event.ack;
                 actix::spawn(async move {
                     let answer = match fut.await {
-                        Ok(data) => json!({"ok": true, "args": data.args}),
+                        Ok(data) if data.bins.is_empty() => json!({"ok": true, "args": data.args}),
+                        Ok(data) => {
+                            let sizes: Vec<usize> = data.bins.iter().map(Bytes::len).collect();
+                            json!({"ok": true, "args": data.args, "bins": sizes})
+                        }
                         Err(e) => json!({"ok": false, "error": e.to_string()}),
                     };
                     if let Some(ack) = ack {
@@ -612,6 +620,23 @@ impl Handler for Kit {
                 }
                 let name = spec["event"].as_str().unwrap_or("news");
                 op.emit(name, spec["args"].as_array().cloned().unwrap_or_default());
+                ack_after_room_actor(ns, event.ack);
+            }
+            "sockets-join" | "sockets-leave" => {
+                let ns = socket.namespace().clone();
+                let target = Target {
+                    rooms: vec![Room::from(spec["of"].as_str().unwrap_or(""))],
+                    ..Target::default()
+                };
+                let rooms: Vec<Room> = spec["rooms"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).map(Room::from).collect())
+                    .unwrap_or_default();
+                if event.name == "sockets-join" {
+                    ns.sockets_join(target, rooms);
+                } else {
+                    ns.sockets_leave(target, rooms);
+                }
                 ack_after_room_actor(ns, event.ack);
             }
             "flood" => {
