@@ -644,11 +644,16 @@ impl EngineSocket {
     }
 }
 
+/// Sessions by sid, each with the Engine.IO path that opened it.
+type SessionTable = HashMap<Sid, (Arc<str>, Addr<Session>)>;
+
 /// State shared by the HTTP workers and the actors of one server.
 pub struct Shared {
     pub(crate) config: Config,
     pub(crate) app: Arc<dyn Handler>,
-    sessions: Mutex<HashMap<Sid, Addr<Session>>>,
+    /// Sessions by sid, each with the Engine.IO path that opened it: every path is an
+    /// Engine.IO server of its own, so a sid is known only on the path that issued it.
+    sessions: Mutex<SessionTable>,
     namespaces: Mutex<HashMap<String, Addr<RoomActor>>>,
     rooms_arbiter: ArbiterHandle,
     bridge: std::sync::OnceLock<Cluster>,
@@ -685,12 +690,17 @@ impl Shared {
         Namespace::from_parts(name, addr, bridge)
     }
 
-    pub(crate) fn insert_session(&self, sid: Sid, addr: Addr<Session>) {
-        self.sessions.lock().insert(sid, addr);
+    pub(crate) fn insert_session(&self, sid: Sid, path: Arc<str>, addr: Addr<Session>) {
+        self.sessions.lock().insert(sid, (path, addr));
     }
 
-    pub(crate) fn session(&self, sid: &str) -> Option<Addr<Session>> {
-        self.sessions.lock().get(&Sid::from(sid)).cloned()
+    /// The session `sid` opened on the Engine.IO path `path`.
+    pub(crate) fn session(&self, sid: &str, path: &str) -> Option<Addr<Session>> {
+        self.sessions
+            .lock()
+            .get(&Sid::from(sid))
+            .filter(|(p, _)| &**p == path)
+            .map(|(_, addr)| addr.clone())
     }
 
     pub(crate) fn remove_session(&self, sid: &Sid) {
@@ -870,7 +880,13 @@ impl ServerHandle {
         if let Some(b) = self.shared.bridge.get() {
             let _ = b.addr.send(Goodbye).await;
         }
-        let sessions: Vec<Addr<Session>> = self.shared.sessions.lock().values().cloned().collect();
+        let sessions: Vec<Addr<Session>> = self
+            .shared
+            .sessions
+            .lock()
+            .values()
+            .map(|(_, addr)| addr.clone())
+            .collect();
         log::info!("closing {} sessions", sessions.len());
         for s in sessions {
             s.do_send(CloseSession {

@@ -25,6 +25,8 @@ use crate::protocol::engineio::{self, ErrorCode, Handshake};
 struct Route {
     shared: Arc<Shared>,
     mode: Mode,
+    /// The Engine.IO path; sessions are looked up only among those it opened.
+    path: Arc<str>,
 }
 
 /// Binds the listener and starts the workers.
@@ -38,6 +40,7 @@ pub(super) fn bind(
         let sio = Route {
             shared: factory_shared.clone(),
             mode: Mode::SocketIo,
+            path: Arc::from(factory_shared.config.path.as_str()),
         };
         let mut app = App::new()
             .app_data(web::Data::new(factory_shared.clone()))
@@ -47,6 +50,7 @@ pub(super) fn bind(
             let route = Route {
                 shared: factory_shared.clone(),
                 mode: Mode::Engine(handler.clone()),
+                path: Arc::from(path.as_str()),
             };
             app = app.service(
                 web::resource(paths(path))
@@ -161,13 +165,15 @@ async fn dispatch(req: &HttpRequest, body: web::Payload, route: &Route) -> HttpR
         }
         (None, TransportName::Polling, _) => open_polling(req, route, &q),
         (None, TransportName::WebSocket, _) => open_websocket(req, body, route, &q),
-        (Some(sid), TransportName::Polling, Method::GET) => poll(shared, sid).await,
-        (Some(sid), TransportName::Polling, Method::POST) => post(shared, sid, body).await,
+        (Some(sid), TransportName::Polling, Method::GET) => poll(route, sid).await,
+        (Some(sid), TransportName::Polling, Method::POST) => post(route, sid, body).await,
         (Some(_), TransportName::Polling, _) => error_response(ErrorCode::BadRequest),
-        (Some(sid), TransportName::WebSocket, Method::GET) => match shared.session(sid) {
-            Some(session) => upgrade(req, body, session, shared),
-            None => error_response(ErrorCode::UnknownSid),
-        },
+        (Some(sid), TransportName::WebSocket, Method::GET) => {
+            match shared.session(sid, &route.path) {
+                Some(session) => upgrade(req, body, session, shared),
+                None => error_response(ErrorCode::UnknownSid),
+            }
+        }
         (Some(_), TransportName::WebSocket, _) => error_response(ErrorCode::BadRequest),
     }
 }
@@ -235,7 +241,7 @@ fn open_polling(req: &HttpRequest, route: &Route, q: &EioQuery) -> HttpResponse 
         false,
         handshake_data(req, q),
     );
-    shared.insert_session(Sid::from(sid.as_str()), session.start());
+    shared.insert_session(Sid::from(sid.as_str()), route.path.clone(), session.start());
     log::debug!("open sid={} transport=polling", sid);
     text_response(StatusCode::OK, open)
 }
@@ -259,7 +265,7 @@ fn open_websocket(
     let addr = session.start();
     match ws::start(addr.clone(), req, body, shared.config.max_payload) {
         Ok(res) => {
-            shared.insert_session(Sid::from(sid.as_str()), addr);
+            shared.insert_session(Sid::from(sid.as_str()), route.path.clone(), addr);
             log::debug!("open sid={} transport=websocket", sid);
             res
         }
@@ -292,8 +298,8 @@ fn poll_error(e: PollError) -> HttpResponse {
     }
 }
 
-async fn poll(shared: &Shared, sid: &str) -> HttpResponse {
-    let Some(session) = shared.session(sid) else {
+async fn poll(route: &Route, sid: &str) -> HttpResponse {
+    let Some(session) = route.shared.session(sid, &route.path) else {
         return error_response(ErrorCode::UnknownSid);
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -307,8 +313,9 @@ async fn poll(shared: &Shared, sid: &str) -> HttpResponse {
     }
 }
 
-async fn post(shared: &Shared, sid: &str, mut body: web::Payload) -> HttpResponse {
-    let Some(session) = shared.session(sid) else {
+async fn post(route: &Route, sid: &str, mut body: web::Payload) -> HttpResponse {
+    let shared = &route.shared;
+    let Some(session) = shared.session(sid, &route.path) else {
         return error_response(ErrorCode::UnknownSid);
     };
     let limit = shared.config.max_payload;
