@@ -76,6 +76,8 @@ pub struct TestServer {
     pub handle: ServerHandle,
     pub shared: Arc<Shared>,
     pub path: String,
+    /// The task running the server (`RunningServer::run`).
+    pub run: Option<actix_rt::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestServer {
@@ -87,20 +89,29 @@ impl TestServer {
     /// Starts `app` with `config`.
     pub fn start_with(config: Config, app: impl Handler) -> TestServer {
         let path = config.path.clone();
-        let running = Server::new(config, app).bind().expect("bind 127.0.0.1:0");
-        let server = TestServer {
+        TestServer::start_server(Server::new(config, app), &path)
+    }
+
+    /// Starts a configured `server` whose Socket.IO path is `path`.
+    pub fn start_server(server: Server, path: &str) -> TestServer {
+        let running = server.bind().expect("bind 127.0.0.1:0");
+        TestServer {
             addr: running.local_addr(),
             handle: running.handle(),
             shared: running.shared(),
-            path,
-        };
-        actix_rt::spawn(running.run());
-        server
+            path: path.to_owned(),
+            run: Some(actix_rt::spawn(running.run())),
+        }
     }
 
     /// `http://addr/socket.io/?<query>`.
     pub fn url(&self, query: &str) -> String {
         format!("http://{}{}?{}", self.addr, self.path, query)
+    }
+
+    /// `http://addr<path>?<query>` for another Engine.IO path.
+    pub fn url_at(&self, path: &str, query: &str) -> String {
+        format!("http://{}{}?{}", self.addr, path, query)
     }
 
     /// `http://addr<path>` for another endpoint.
