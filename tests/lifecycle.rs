@@ -69,6 +69,29 @@ async fn shutdown_tells_the_handler_server_shutting_down() {
 }
 
 #[actix_rt::test]
+async fn shutdown_stops_the_listener_and_run_returns() {
+    let mut srv = TestServer::start(config());
+    let (mut ws, _) = ws_client(&srv).await;
+    let (p, _) = polling_client(&srv).await;
+    let started = Instant::now();
+    within(Duration::from_secs(8), "shutdown", srv.handle.shutdown()).await;
+    ws.expect_closed().await;
+    let run = srv.run.take().expect("run task");
+    within(Duration::from_secs(8), "run() to return", run)
+        .await
+        .expect("task")
+        .expect("run() result");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    // nothing listens any more
+    let refused = http_client().get(p.url.as_str()).send().await;
+    assert!(refused.is_err(), "the listener still answers");
+}
+
+#[actix_rt::test]
 async fn session_without_connect_is_closed_after_the_connect_timeout() {
     let srv = TestServer::start(Config {
         connect_timeout: Duration::from_millis(200),
