@@ -32,7 +32,10 @@
 //! # Node liveness
 //! Every node publishes a heartbeat each [`HEARTBEAT`]; a node not heard from for
 //! [`NODE_TIMEOUT`] leaves every other node's view (its members leave their rooms, with
-//! presence for local members). A clean stop says `goodbye`.
+//! presence for local members). A clean stop says `goodbye`. Only a node that reaches Redis
+//! judges the others: while its own link is down it drops nobody, and on reconnecting it gives
+//! every known node a fresh [`NODE_TIMEOUT`] (otherwise a Redis outage would tell every client
+//! that all members on other nodes left).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -496,9 +499,12 @@ impl Bridge {
             interval_ms: HEARTBEAT.as_millis() as u64,
             seq: self.seq,
         };
-        if self.link.is_some() {
-            self.publish_mirror(&msg);
+        if self.link.is_none() {
+            // Without Redis this node hears nobody: that says nothing about the others, and
+            // dropping them would tell local members that every remote member left.
+            return;
         }
+        self.publish_mirror(&msg);
         let now = Instant::now();
         let dead: Vec<String> = self
             .remote
@@ -1133,6 +1139,12 @@ impl Handler<RedisUp> for Bridge {
     type Result = ();
     fn handle(&mut self, msg: RedisUp, ctx: &mut Context<Self>) {
         log::info!("redis connected node={}", self.node);
+        // Silence while we were cut off does not count against the other nodes: each gets a
+        // full NODE_TIMEOUT from now to be heard again.
+        let now = Instant::now();
+        for node in self.remote.values_mut() {
+            node.last_seen = now;
+        }
         self.link = Some(Link {
             conn: msg.link_conn,
             sink: msg.sink.clone(),
