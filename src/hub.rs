@@ -70,6 +70,11 @@ impl Hub {
 }
 
 fn join_room(socket: &Socket, room: String, reply: Reply) {
+    // A socket id is no room name for hub clients, their own included (`Socket::join` accepts
+    // a socket's own id, as Node does, which would ack ok with a size of 0).
+    if room == socket.id().as_str() {
+        return reply.error("room is a socket id");
+    }
     let fut = socket.join(&room);
     let ns = socket.namespace().clone();
     actix::spawn(async move {
