@@ -494,3 +494,21 @@ async fn presence_follows_sockets_join_and_sockets_leave_from_the_server_api() {
     );
     b.expect_silence(QUIET).await;
 }
+
+#[actix_rt::test]
+async fn joining_a_room_named_after_a_socket_id_is_refused_even_ones_own() {
+    let srv = TestServer::start(config());
+    let (mut a, a_id) = ws_client(&srv).await;
+    let (_b, b_id) = ws_client(&srv).await;
+    for id in [&b_id, &a_id] {
+        assert_eq!(
+            join(&mut a, 1, id).await,
+            json!([{"ok": false, "error": "room is a socket id"}]),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        a.call(2, json!(["list-rooms"])).await,
+        json!([{"ok": true, "rooms": []}])
+    );
+}
