@@ -6,9 +6,12 @@
 //! server ──▶ every subscriber: 42["msg",{…}]   latency = now − t
 //! ```
 //!
-//! Each rate is one step of `secs` seconds followed by a drain; a step passes when every
-//! message reached every subscriber, p99 stayed under the limit and the publisher kept its
-//! rate. The knee is the last passing step. Steps stop at the first failure.
+//! Each rate is one step of `secs` seconds followed by a drain. A step is *sustained* when every
+//! message reached every subscriber, the publisher kept its rate and p99 stayed under
+//! `--sustain-p99-ms` (500); it *passes* when, moreover, p99 < `--max-p99-ms` (100). The knee
+//! is the last passing step, `sustained` the last sustained one: where no rate keeps p99 under
+//! 100 ms (a broadcast to 10k sockets can take longer than that by itself), the throughput
+//! comparison still has a figure. The ramp stops at the first step not sustained.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -267,8 +270,10 @@ pub struct FanoutArgs {
     pub room: String,
     /// Longest wait after a step for late deliveries.
     pub drain_secs: f64,
-    /// The p99 a passing step must stay under.
+    /// The p99 a passing step must stay under (the knee).
     pub max_p99_ms: f64,
+    /// The p99 a sustained step must stay under: the ramp goes on while steps are sustained.
+    pub sustain_p99_ms: f64,
     /// Run every rate even after a failing one.
     pub all_steps: bool,
     /// After the first failing step, try once more halfway (geometrically) between the last
@@ -332,6 +337,8 @@ pub async fn run(ep: Rc<Endpoint>, setup: Rc<Setup>, args: FanoutArgs) -> Value 
     let mut results = Vec::new();
     let mut knee: Option<Value> = None;
     let mut rates = args.rates.clone();
+    let mut best_sustained: Option<Value> = None;
+    // The last rate that was sustained: the low end of the refining step.
     let mut last_pass: Option<f64> = None;
     let mut k = 0;
     while k < rates.len() {
@@ -360,13 +367,14 @@ pub async fn run(ep: Rc<Endpoint>, setup: Rc<Setup>, args: FanoutArgs) -> Value 
         };
         let actual_rate = published.sent as f64 / published.secs;
         let deliveries_per_s = got as f64 / published.secs;
-        let pass = published.error.is_none()
+        let delivered_all = published.error.is_none()
             && drained.is_ok()
             && expected > 0
             && got >= expected
             && counters.dropped.get() == dropped_before
-            && actual_rate >= 0.95 * rate
-            && p99.is_some_and(|p| p < args.max_p99_ms);
+            && actual_rate >= 0.95 * rate;
+        let pass = delivered_all && p99.is_some_and(|p| p < args.max_p99_ms);
+        let sustained = delivered_all && p99.is_some_and(|p| p < args.sustain_p99_ms);
         let step = json!({
             "rate": rate,
             "actual_rate": stats::round1(actual_rate),
@@ -380,22 +388,27 @@ pub async fn run(ep: Rc<Endpoint>, setup: Rc<Setup>, args: FanoutArgs) -> Value 
             "latency": latency,
             "cpu": window,
             "pass": pass,
+            "sustained": sustained,
             "publisher_error": published.error,
         });
+        let summary = json!({
+            "rate": rate,
+            "deliveries_per_s": stats::round1(deliveries_per_s),
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "gen_saturated": step["cpu"]["gen_saturated"],
+        });
         if pass {
+            knee = Some(summary.clone());
+        }
+        if sustained {
             last_pass = Some(rate);
-            knee = Some(json!({
-                "rate": rate,
-                "deliveries_per_s": stats::round1(deliveries_per_s),
-                "p50_ms": p50,
-                "p99_ms": p99,
-                "gen_saturated": step["cpu"]["gen_saturated"],
-            }));
+            best_sustained = Some(summary);
         }
         results.push(step);
         let refining = k >= args.rates.len();
         k += 1;
-        if drained.is_err() || (!pass && !args.all_steps) {
+        if drained.is_err() || (!sustained && !args.all_steps) {
             let backlog_cleared = drained.as_ref().is_ok_and(|all| *all);
             match last_pass {
                 Some(low) if args.refine && !refining && backlog_cleared => {
@@ -409,14 +422,17 @@ pub async fn run(ep: Rc<Endpoint>, setup: Rc<Setup>, args: FanoutArgs) -> Value 
     }
     json!({
         "scenario": "fanout",
-        "ok": knee.is_some(),
+        "ok": best_sustained.is_some(),
         "subs": args.subs,
         "size": args.size,
         "step_s": args.secs,
         "setup_s": setup_s,
         "settle_s": settle_s,
         "presence_events": presence_events,
+        "max_p99_ms": args.max_p99_ms,
         "knee": knee,
+        "sustain_p99_ms": args.sustain_p99_ms,
+        "sustained": best_sustained,
         "steps": results,
         "counters": counters.to_json(),
     })

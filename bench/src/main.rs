@@ -113,9 +113,12 @@ enum Scenario {
         /// Longest wait for late deliveries after each step, seconds.
         #[arg(long, default_value_t = 3.0)]
         drain: f64,
-        /// A step passes only with p99 under this, ms.
+        /// A step passes (the knee) only with p99 under this, ms.
         #[arg(long, default_value_t = 100.0)]
         max_p99_ms: f64,
+        /// A step is sustained only with p99 under this, ms; the ramp stops at the first that is not.
+        #[arg(long, default_value_t = 500.0)]
+        sustain_p99_ms: f64,
         /// Run all steps even after one fails.
         #[arg(long)]
         all_steps: bool,
@@ -236,6 +239,7 @@ async fn run(scenario: Scenario) -> Result<(Value, Common), String> {
             room,
             drain,
             max_p99_ms,
+            sustain_p99_ms,
             all_steps,
             refine,
         } => {
@@ -252,6 +256,7 @@ async fn run(scenario: Scenario) -> Result<(Value, Common), String> {
                 room,
                 drain_secs: drain.max(0.0),
                 max_p99_ms,
+                sustain_p99_ms,
                 all_steps,
                 refine,
             };
