@@ -132,8 +132,9 @@ pub struct Session {
     handshake: Arc<HandshakeData>,
     /// Why the session ends; set once, by `close`.
     closing: Option<DisconnectReason>,
-    /// Closed by the client over polling: the next GET gets a noop, then the actor stops.
-    lingering: bool,
+    /// Closed while polling with no GET parked: what the next GET gets (noop or close packet)
+    /// before the actor stops.
+    lingering: Option<&'static str>,
     /// A namespace CONNECT has succeeded: the connect timeout no longer applies, even once
     /// every namespace is left (Node clears its timer on the first CONNECT too).
     connected_once: bool,
@@ -172,7 +173,7 @@ impl Session {
             heartbeat: None,
             handshake,
             closing: None,
-            lingering: false,
+            lingering: None,
             connected_once: false,
             binary_bytes: 0,
         }
@@ -299,9 +300,11 @@ impl Session {
         match transport {
             Transport::Polling { poll: None } if by_client => {
                 // The client closed with a POST while no GET was parked. Like Node, answer the
-                // GET that is surely on its way with a noop before forgetting the sid.
+                // GET that is surely on its way with a noop before forgetting the sid. (A
+                // server-side close forgets the sid at once, as Node does: a client that is
+                // polling has a GET parked and gets the close packet on it.)
                 self.release(reason);
-                self.lingering = true;
+                self.lingering = Some("6");
                 ctx.run_later(CLOSE_LINGER, |_, ctx| ctx.stop());
                 return;
             }
@@ -594,8 +597,8 @@ impl Actor for Session {
 impl Handler<Poll> for Session {
     type Result = ();
     fn handle(&mut self, msg: Poll, ctx: &mut Context<Self>) {
-        if self.lingering {
-            let _ = msg.reply.send(Ok("6".to_owned()));
+        if let Some(last) = self.lingering {
+            let _ = msg.reply.send(Ok(last.to_owned()));
             ctx.stop();
             return;
         }
