@@ -132,6 +132,9 @@ pub struct Bridge {
     link: Option<Link>,
     seq: u64,
     remote: HashMap<String, RemoteNode>,
+    /// This node's rooms as announced on the mirror (ns → room → members), kept by the
+    /// lifecycle handler, so that a snapshot always matches the `seq` it is sent with.
+    local: HashMap<String, HashMap<String, HashSet<String>>>,
     pending: HashMap<String, Pending>,
     stats: Arc<BridgeStats>,
     /// When the last "lost while down" summary was logged.
@@ -163,6 +166,7 @@ impl Bridge {
             link: None,
             seq: 0,
             remote: HashMap::new(),
+            local: HashMap::new(),
             pending: HashMap::new(),
             stats,
             last_loss_log: None,
@@ -320,27 +324,39 @@ impl Bridge {
             return;
         };
         log::info!("cluster node left node={} reason={}", id, why);
+        let mut gone = Vec::new();
         for (ns, rooms) in node.rooms {
+            for (room, members) in rooms {
+                gone.extend(
+                    members
+                        .into_iter()
+                        .map(|sid| (ns.clone(), room.clone(), sid)),
+                );
+            }
+        }
+        self.announce_gone(gone);
+    }
+
+    /// Local members hear `leave-room` for sockets of another node, `(ns, room, socket)`,
+    /// whose own `leave-room` never came: that node died, restarted, or we could not hear it.
+    fn announce_gone(&self, gone: Vec<(String, String, String)>) {
+        for (ns, room, sid) in gone {
             let Some(state) = self.namespaces.get(&ns) else {
                 continue;
             };
             let handle = Namespace::from_parts(Arc::from(ns.as_str()), state.room.clone(), None);
-            for (room, members) in rooms {
-                for sid in members {
-                    self.app.on_room_event(
-                        &handle,
-                        &RoomEvent::Left {
-                            room: Room::from(room.as_str()),
-                            id: SocketId::from(sid.as_str()),
-                            cause: LeaveCause::Disconnect,
-                        },
-                    );
-                }
-            }
+            self.app.on_room_event(
+                &handle,
+                &RoomEvent::Left {
+                    room: Room::from(room.as_str()),
+                    id: SocketId::from(sid.as_str()),
+                    cause: LeaveCause::Disconnect,
+                },
+            );
         }
     }
 
-    fn on_mirror(&mut self, msg: MirrorMessage, ctx: &mut Context<Self>) {
+    fn on_mirror(&mut self, msg: MirrorMessage) {
         let from = msg.node().to_owned();
         if from == self.node {
             return;
@@ -360,12 +376,13 @@ impl Bridge {
         let mut need_sync = false;
         match msg {
             MirrorMessage::Hello { namespaces, .. } => {
+                // A known node says hello again when it restarted or reconnected: its rooms stay
+                // until its snapshot (sent right after) says which of its members are gone.
                 entry.namespaces = namespaces.into_iter().collect();
-                entry.rooms.clear();
                 entry.seq = 0;
                 log::info!("cluster node joined node={}", from);
                 // Tell the newcomer what we hold.
-                self.send_snapshot(ctx);
+                self.send_snapshot();
             }
             MirrorMessage::Heartbeat {
                 namespaces, seq, ..
@@ -418,12 +435,12 @@ impl Bridge {
                     }
                 }
             }
-            MirrorMessage::SyncRequest { .. } => self.send_snapshot(ctx),
+            MirrorMessage::SyncRequest { .. } => self.send_snapshot(),
             MirrorMessage::Snapshot {
                 seq, namespaces, ..
             } => {
                 entry.seq = seq;
-                entry.rooms = namespaces
+                let rooms: HashMap<String, HashMap<String, HashSet<String>>> = namespaces
                     .into_iter()
                     .map(|n| {
                         let rooms = n
@@ -434,6 +451,19 @@ impl Bridge {
                         (n.nsp, rooms)
                     })
                     .collect();
+                let old = std::mem::replace(&mut entry.rooms, rooms);
+                let mut gone = Vec::new();
+                for (ns, old_rooms) in old {
+                    for (room, members) in old_rooms {
+                        let now = entry.rooms.get(&ns).and_then(|r| r.get(&room));
+                        for sid in members {
+                            if !now.is_some_and(|m| m.contains(&sid)) {
+                                gone.push((ns.clone(), room.clone(), sid));
+                            }
+                        }
+                    }
+                }
+                self.announce_gone(gone);
             }
         }
         if need_sync {
@@ -446,50 +476,29 @@ impl Bridge {
     }
 
     /// Publishes this node's rooms (members included) for the other ferrio nodes.
-    fn send_snapshot(&mut self, ctx: &mut Context<Self>) {
-        let rooms: Vec<(String, Addr<RoomActor>)> = self
-            .namespaces
-            .iter()
-            .map(|(ns, s)| (ns.clone(), s.room.clone()))
-            .collect();
-        let fut = async move {
-            let mut out = Vec::new();
-            for (ns, addr) in rooms {
-                let sockets = addr
-                    .send(FetchSockets {
-                        target: Target::default(),
-                    })
-                    .await
-                    .unwrap_or_default();
-                let mut by_room: HashMap<String, Vec<String>> = HashMap::new();
-                for (info, rooms) in sockets {
-                    for r in rooms {
-                        if r.as_str() != info.id.as_str() {
-                            by_room
-                                .entry(r.to_string())
-                                .or_default()
-                                .push(info.id.to_string());
-                        }
-                    }
-                }
-                out.push(MirrorNamespace {
-                    nsp: ns,
-                    rooms: by_room
-                        .into_iter()
-                        .map(|(room, members)| MirrorRoom { room, members })
-                        .collect(),
+    fn send_snapshot(&mut self) {
+        let namespaces = self
+            .served_namespaces()
+            .into_iter()
+            .map(|nsp| {
+                let rooms = self.local.get(&nsp).map_or_else(Vec::new, |rooms| {
+                    rooms
+                        .iter()
+                        .map(|(room, members)| MirrorRoom {
+                            room: room.clone(),
+                            members: members.iter().cloned().collect(),
+                        })
+                        .collect()
                 });
-            }
-            out
+                MirrorNamespace { nsp, rooms }
+            })
+            .collect();
+        let msg = MirrorMessage::Snapshot {
+            node: self.node.clone(),
+            seq: self.seq,
+            namespaces,
         };
-        ctx.spawn(fut.into_actor(self).map(|namespaces, act, _| {
-            let msg = MirrorMessage::Snapshot {
-                node: act.node.clone(),
-                seq: act.seq,
-                namespaces,
-            };
-            act.publish_mirror(&msg);
-        }));
+        self.publish_mirror(&msg);
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
@@ -1168,7 +1177,7 @@ impl Handler<RedisUp> for Bridge {
         };
         self.publish_mirror(&hello);
         // Our rooms may have changed while we were away: tell everyone, and ask theirs.
-        self.send_snapshot(ctx);
+        self.send_snapshot();
         let sync = MirrorMessage::SyncRequest {
             node: self.node.clone(),
         };
@@ -1208,7 +1217,7 @@ impl Handler<RedisInbound> for Bridge {
         }
         match self.names.parse(&msg.channel) {
             Ok(Channel::Mirror) => match MirrorMessage::decode(&msg.payload) {
-                Ok(m) => self.on_mirror(m, ctx),
+                Ok(m) => self.on_mirror(m),
                 Err(e) => {
                     self.stats.bad_messages.fetch_add(1, Ordering::Relaxed);
                     log::warn!("bad mirror message error={e}");
@@ -1263,6 +1272,24 @@ impl Handler<RoomLifecycle> for Bridge {
     fn handle(&mut self, msg: RoomLifecycle, _: &mut Context<Self>) {
         self.seq += 1;
         let (node, seq, nsp) = (self.node.clone(), self.seq, msg.ns.to_string());
+        let rooms = self.local.entry(nsp.clone()).or_default();
+        match &msg.event {
+            RoomEvent::Joined { room, id } => {
+                rooms
+                    .entry(room.to_string())
+                    .or_default()
+                    .insert(id.to_string());
+            }
+            RoomEvent::Left { room, id, .. } => {
+                if let Some(m) = rooms.get_mut(room.as_str()) {
+                    m.remove(id.as_str());
+                    if m.is_empty() {
+                        rooms.remove(room.as_str());
+                    }
+                }
+            }
+            RoomEvent::Created { .. } | RoomEvent::Deleted { .. } => {}
+        }
         let m = match msg.event {
             RoomEvent::Created { room } => MirrorMessage::CreateRoom {
                 node,

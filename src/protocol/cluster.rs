@@ -2157,7 +2157,8 @@ pub struct MirrorRoom {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum MirrorMessage {
-    /// A node (re)started: receivers forget its previous rooms, and it will ask for snapshots.
+    /// A node (re)started or reconnected: its snapshot follows; receivers keep its previous rooms
+    /// until that snapshot replaces them (members missing from it get `leave-room` presence).
     Hello {
         /// Sender (`FERRIO_NODE_ID`).
         node: String,

@@ -315,4 +315,43 @@ describe("cluster: two ferrio nodes over Redis", { skip: ch.skipReason() || fals
     assert.deepEqual(await h.ack(b1, "leave-room", room), { ok: true, room, size: 1 });
     extra.splice(extra.indexOf(D), 1);
   });
+
+  it("a node killed and restarted at once under the same FERRIO_NODE_ID: its old members leave, with presence", async () => {
+    const env = { FERRIO_NODE_ID: "node-E" };
+    let E = await ch.startNode(redis, { prefix, id: "node-E", env });
+    extra.push(E);
+    await ch.waitMirror([A, B, E]);
+    const [a1, e1, e2] = await clientsOn(A, E, E);
+    const room = roomName("restart");
+    const seenA = watch(a1, ["leave-room", "delete-room"]);
+    for (const s of [a1, e1, e2]) await h.ack(s, "join-room", room);
+    await h.until(async () => (await h.ack(a1, "room-members", room)).members.length === 3, "3 members seen from A");
+    for (const s of [e1, e2]) s.io.reconnection(false);
+    const deadIds = [e1.id, e2.id];
+
+    E.child.kill("SIGKILL");
+    await E.exited;
+    extra.splice(extra.indexOf(E), 1);
+    // A supervisor restarts it well within the node timeout.
+    const restartedAt = Date.now();
+    E = await ch.startNode(redis, { prefix, id: "node-E", env });
+    extra.push(E);
+    await h.until(
+      async () => JSON.stringify((await h.ack(a1, "room-members", room)).members) === JSON.stringify([a1.id]),
+      "the old incarnation's members to leave A's view",
+      8000
+    );
+    await h.until(() => seenA.length >= 2, "leave-room presence for the old incarnation's members", 8000);
+    console.log(`# restarted node: old members left A's view, with presence, ${Date.now() - restartedAt} ms after the restart`);
+    await h.sleep(QUIET_MS);
+    assert.deepEqual(sorted(seenA.map(([e, p]) => `${e} ${p.room} ${p.id}`)), sorted(deadIds.map((id) => `leave-room ${room} ${id}`)));
+    // The new incarnation takes part normally.
+    const e3 = h.client(E.url, "/", { transports: ["websocket"] });
+    await h.connected(e3);
+    const hear = h.once(a1, "join-room");
+    assert.deepEqual(await h.ack(e3, "join-room", room), { ok: true, room, size: 2 });
+    assert.deepEqual((await hear)[0], { room, id: e3.id });
+    await E.stop();
+    extra.splice(extra.indexOf(E), 1);
+  });
 });

@@ -277,6 +277,29 @@ describe("cluster: Node socket.io + redis-adapter, two ferrio nodes, redis-emitt
       await membersAre(b1, room, [a1.id, n1.id], "ferrio's view with a Node member");
       assert.deepEqual((await h.ack(b1, "list-rooms")).rooms.find((r) => r.room === room), { room, size: 2 });
     });
+
+    it("delete-room from ferrio empties the room on the Node node too, after its notice", async () => {
+      const room = roomName("delmix");
+      const [a1, b1] = await Promise.all([on(A), on(B)]);
+      const n1 = await on(node, { rooms: [room] });
+      await h.ack(a1, "join-room", room);
+      await h.ack(b1, "join-room", room);
+      const heard = [a1, b1, n1].map((s) => h.once(s, "delete-room"));
+      assert.deepEqual(await h.ack(b1, "delete-room", room), { ok: true, room });
+      for (const p of heard) assert.deepEqual((await p)[0], { room });
+      await h.until(() => !node.io.of("/").adapter.rooms.has(room), "the Node node's room to be empty");
+      await membersAre(a1, room, [], "after delete-room");
+    });
+
+    it("io.in(room).socketsLeave(room) from Node empties the room on ferrio", async () => {
+      const room = roomName("emptymix");
+      const [a1, b1] = await Promise.all([on(A), on(B)]);
+      await h.ack(a1, "join-room", room);
+      await h.ack(b1, "join-room", room);
+      node.io.in(room).socketsLeave(room);
+      await membersAre(a1, room, [], "after in(room).socketsLeave(room)");
+      assert.ok(!(await h.ack(b1, "list-rooms")).rooms.some((r) => r.room === room));
+    });
   });
 
   describe("every emitter operation reaches the right ferrio clients and nobody else", () => {
