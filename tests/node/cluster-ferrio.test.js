@@ -259,6 +259,42 @@ describe("cluster: two ferrio nodes over Redis", { skip: ch.skipReason() || fals
     extra.splice(extra.indexOf(C), 1);
   });
 
+  it("every node's view converges while members churn and a node starts", async () => {
+    const churners = await clientsOn(A, A, A, A, A, A, A, A);
+    const [b1] = await clientsOn(B);
+    const room = roomName("churn");
+    let stop = false;
+    const loops = churners.map(async (s) => {
+      let n = 0;
+      while (!stop) {
+        await h.ack(s, n % 2 ? "leave-room" : "join-room", room);
+        n += 1;
+      }
+      // End state: even-numbered churners in the room, odd ones out.
+      const i = churners.indexOf(s);
+      await h.ack(s, i % 2 ? "leave-room" : "join-room", room);
+    });
+    await h.sleep(300);
+    const C = await ch.startNode(redis, { prefix, id: "node-churn" }); // snapshots fly during the churn
+    extra.push(C);
+    await h.sleep(700);
+    stop = true;
+    await Promise.all(loops);
+    const want = JSON.stringify(sorted(churners.filter((_, i) => i % 2 === 0).map((s) => s.id)));
+    const c1 = h.client(C.url, "/", { transports: ["websocket"] });
+    await h.connected(c1);
+    for (const [name, s] of [["A", churners[0]], ["B", b1], ["C", c1]]) {
+      let last;
+      await h.until(
+        async () => (last = JSON.stringify(sorted((await h.ack(s, "room-members", room)).members))) === want,
+        `node ${name}'s view of the room after the churn (last: ${last})`,
+        5000
+      );
+    }
+    await C.stop();
+    extra.splice(extra.indexOf(C), 1);
+  });
+
   it("a node killed with SIGKILL leaves the other nodes' view in bounded time", async () => {
     const D = await ch.startNode(redis, { prefix, id: "node-D" });
     extra.push(D);
