@@ -135,6 +135,8 @@ pub struct Bridge {
     /// This node's rooms as announced on the mirror (ns → room → members), kept by the
     /// lifecycle handler, so that a snapshot always matches the `seq` it is sent with.
     local: HashMap<String, HashMap<String, HashSet<String>>>,
+    /// Counts Redis connections, so that work begun for one is dropped if it went away.
+    epoch: u64,
     pending: HashMap<String, Pending>,
     stats: Arc<BridgeStats>,
     /// When the last "lost while down" summary was logged.
@@ -167,6 +169,7 @@ impl Bridge {
             seq: 0,
             remote: HashMap::new(),
             local: HashMap::new(),
+            epoch: 0,
             pending: HashMap::new(),
             stats,
             last_loss_log: None,
@@ -1159,17 +1162,44 @@ impl Handler<RedisUp> for Bridge {
             sink: msg.sink.clone(),
             out: msg.out,
         });
+        self.epoch += 1;
+        let epoch = self.epoch;
+        // Subscribe first, then say hello and turn ready: the snapshots that answer our hello
+        // must find us listening, and a ready node must receive what the cluster sends.
         let mut sink = msg.sink;
-        let mirror = self.names.mirror();
-        actix::spawn(async move {
-            if let Err(e) = sink.subscribe(&mirror).await {
-                log::warn!("subscribe {mirror} failed: {e}");
-            }
-        });
-        let namespaces: Vec<String> = self.namespaces.keys().cloned().collect();
-        for ns in &namespaces {
-            self.subscribe_ns(ns);
+        let mut channels = vec![self.names.mirror()];
+        let mut patterns = Vec::new();
+        for (ns, state) in &self.namespaces {
+            patterns.push(self.names.broadcast_pattern(ns));
+            channels.push(self.names.request(ns));
+            channels.push(self.names.response(ns));
+            channels.push(self.names.response_for(ns, &state.uid));
         }
+        let subscribed = async move {
+            let work = async {
+                sink.subscribe(&channels).await?;
+                if !patterns.is_empty() {
+                    sink.psubscribe(&patterns).await?;
+                }
+                Ok::<(), redis::RedisError>(())
+            };
+            match tokio::time::timeout(Duration::from_secs(5), work).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::warn!("redis subscribe failed: {e}"),
+                Err(_) => log::warn!("redis subscribe timed out"),
+            }
+        };
+        ctx.spawn(subscribed.into_actor(self).map(move |(), act, ctx| {
+            if act.epoch == epoch && act.link.is_some() {
+                act.announce_up(ctx);
+            }
+        }));
+    }
+}
+
+impl Bridge {
+    /// Subscribed after (re)connecting: say hello, exchange snapshots, turn ready.
+    fn announce_up(&mut self, ctx: &mut Context<Self>) {
         let hello = MirrorMessage::Hello {
             node: self.node.clone(),
             namespaces: self.served_namespaces(),

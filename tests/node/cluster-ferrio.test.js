@@ -381,9 +381,15 @@ describe("cluster: two ferrio nodes over Redis", { skip: ch.skipReason() || fals
     console.log(`# restarted node: old members left A's view, with presence, ${Date.now() - restartedAt} ms after the restart`);
     await h.sleep(QUIET_MS);
     assert.deepEqual(sorted(seenA.map(([e, p]) => `${e} ${p.room} ${p.id}`)), sorted(deadIds.map((id) => `leave-room ${room} ${id}`)));
-    // The new incarnation takes part normally.
+    // The new incarnation takes part normally (once the others' snapshots reached it: one
+    // Redis round trip after it turned ready).
     const e3 = h.client(E.url, "/", { transports: ["websocket"] });
     await h.connected(e3);
+    await h.until(
+      async () => JSON.stringify((await h.ack(e3, "room-members", room)).members) === JSON.stringify([a1.id]),
+      "the restarted node's view of the room",
+      3000
+    );
     const hear = h.once(a1, "join-room");
     assert.deepEqual(await h.ack(e3, "join-room", room), { ok: true, room, size: 2 });
     assert.deepEqual((await hear)[0], { room, id: e3.id });
