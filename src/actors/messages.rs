@@ -448,7 +448,7 @@ impl HandshakeData {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct WsOpened {
-    pub conn: Addr<super::ws::WsConn>,
+    pub conn: super::ws::WsHandle,
     pub id: u64,
 }
 

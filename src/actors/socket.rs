@@ -13,7 +13,7 @@
 //!  | GET ?sid=X ---------------> | Poll{reply} --------------> | parks the reply until frames
 //!  | POST ?sid=X  "40" --------> | Post{body} ---------------> | decode payload, CONNECT …
 //!  | <--- 40{"sid":…} (poll)     |                             |
-//!  | WS ?sid=X ----------------> | WsConn started -----------> | WsOpened: Polling -> Upgrading
+//!  | WS ?sid=X ----------------> | ws::start ----------------> | WsOpened: Polling -> Upgrading
 //!  | "2probe" (ws) ------------------------------------------> | "3probe" on ws; parked poll
 //!  | <--- "6" (poll)                                           |   gets a noop
 //!  | "5" (ws) -----------------------------------------------> | Upgrading -> WebSocket, flush
@@ -40,7 +40,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::messages::*;
-use super::ws::{WsConn, WsOut};
+use super::ws::{WsHandle, WsSendError};
 use crate::protocol::engineio::{self, EioPacket};
 use crate::protocol::socketio::{self, Decoded, Packet, PacketKind};
 use crate::server::{EngineHandler, EngineSocket, Event, Shared, Socket};
@@ -49,27 +49,26 @@ type PollReply = oneshot::Sender<Result<String, PollError>>;
 
 /// Where the session's packets travel now.
 enum Transport {
-    /// Opened by a WebSocket handshake; waiting for the `WsConn` actor to say it is up.
+    /// Opened by a WebSocket handshake; waiting for the transport to say it is up.
     AwaitingWs,
     /// HTTP long-polling, with the GET that waits for packets, if any.
     Polling { poll: Option<PollReply> },
     /// A WebSocket is being probed while polling still carries packets.
     Upgrading {
         poll: Option<PollReply>,
-        ws: Addr<WsConn>,
-        ws_id: u64,
+        ws: WsHandle,
         /// `2probe` was answered: polls now get a noop, frames wait for the WebSocket.
         probed: bool,
     },
     /// The WebSocket carries everything.
-    WebSocket { ws: Addr<WsConn>, ws_id: u64 },
+    WebSocket { ws: WsHandle },
 }
 
 impl Transport {
     /// The id of the WebSocket that may send frames to this session now.
     fn ws_id(&self) -> Option<u64> {
         match self {
-            Transport::Upgrading { ws_id, .. } | Transport::WebSocket { ws_id, .. } => Some(*ws_id),
+            Transport::Upgrading { ws, .. } | Transport::WebSocket { ws } => Some(ws.id()),
             _ => None,
         }
     }
@@ -128,6 +127,11 @@ pub struct Session {
     next_ack: u64,
     /// A ping is out and its pong has not come.
     awaiting_pong: bool,
+    /// When the outstanding ping times out: requests arriving later find the session gone
+    /// even if the timer has not fired yet (a loaded machine fires timers late).
+    pong_deadline: Option<std::time::Instant>,
+    /// When the session was opened: the first ping is due `pingInterval` after it.
+    opened: std::time::Instant,
     heartbeat: Option<SpawnHandle>,
     handshake: Arc<HandshakeData>,
     /// Why the session ends; set once, by `close`.
@@ -138,6 +142,8 @@ pub struct Session {
     /// A namespace CONNECT has succeeded: the connect timeout no longer applies, even once
     /// every namespace is left (Node clears its timer on the first CONNECT too).
     connected_once: bool,
+    /// The WebSocket's queue is full: frames wait in `queue` until it has room.
+    ws_blocked: bool,
     /// Bytes of the attachments received so far for the packet being reassembled.
     binary_bytes: usize,
 }
@@ -170,12 +176,15 @@ impl Session {
             acks: HashMap::new(),
             next_ack: 0,
             awaiting_pong: false,
+            pong_deadline: None,
+            opened: std::time::Instant::now(),
             heartbeat: None,
             handshake,
             closing: None,
             lingering: None,
             connected_once: false,
             binary_bytes: 0,
+            ws_blocked: false,
         }
     }
 
@@ -192,14 +201,19 @@ impl Session {
 
     fn schedule_ping(&mut self, ctx: &mut Context<Self>) {
         let interval = self.config().ping_interval;
+        self.schedule_ping_in(ctx, interval);
+    }
+
+    fn schedule_ping_in(&mut self, ctx: &mut Context<Self>, interval: std::time::Duration) {
         let h = ctx.run_later(interval, |act, ctx| act.send_ping(ctx));
         self.heartbeat = Some(h);
     }
 
     fn send_ping(&mut self, ctx: &mut Context<Self>) {
         self.awaiting_pong = true;
-        self.push_control(ctx, "2");
         let timeout = self.config().ping_timeout;
+        self.pong_deadline = Some(std::time::Instant::now() + timeout);
+        self.push_control(ctx, "2");
         let h = ctx.run_later(timeout, |act, ctx| {
             if act.awaiting_pong {
                 act.close(ctx, DisconnectReason::PingTimeout, false);
@@ -208,11 +222,20 @@ impl Session {
         self.heartbeat = Some(h);
     }
 
+    /// The outstanding ping's deadline has passed (its timer may not have fired yet).
+    fn ping_overdue(&self) -> bool {
+        self.awaiting_pong
+            && self
+                .pong_deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+    }
+
     fn on_pong(&mut self, ctx: &mut Context<Self>) {
         if !self.awaiting_pong {
             return;
         }
         self.awaiting_pong = false;
+        self.pong_deadline = None;
         if let Some(h) = self.heartbeat.take() {
             ctx.cancel_future(h);
         }
@@ -256,19 +279,36 @@ impl Session {
     }
 
     /// Hands queued frames to whichever transport can take them now.
-    fn flush(&mut self, _ctx: &mut Context<Self>) {
+    fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.queue.is_empty() {
             return;
         }
         match &mut self.transport {
-            Transport::WebSocket { ws, .. } => {
-                if self.queue.len() == 1 {
-                    if let Some(f) = self.queue.pop_front() {
-                        ws.do_send(WsOut::Frame(f));
+            Transport::WebSocket { ws } => {
+                if self.ws_blocked {
+                    return;
+                }
+                while let Some(f) = self.queue.pop_front() {
+                    match ws.try_send(f) {
+                        Ok(()) => {}
+                        Err((f, WsSendError::Full)) => {
+                            // The client reads slowly: frames wait here (bounded by
+                            // FERRIO_SOCKET_BUFFER) until the WebSocket takes more.
+                            self.queue.push_front(f);
+                            self.ws_blocked = true;
+                            let ready = ws.ready();
+                            ctx.spawn(ready.into_actor(self).map(|_, act, ctx| {
+                                act.ws_blocked = false;
+                                act.flush(ctx);
+                            }));
+                            return;
+                        }
+                        Err((_, WsSendError::Closed)) => {
+                            // The reader reports the close; nothing more can be written.
+                            self.queue.clear();
+                            return;
+                        }
                     }
-                } else {
-                    let frames: Vec<Frame> = self.queue.drain(..).collect();
-                    ws.do_send(WsOut::Frames(frames));
                 }
             }
             Transport::Polling { poll }
@@ -311,13 +351,22 @@ impl Session {
             Transport::Polling { poll } => release_poll(poll, by_client),
             Transport::Upgrading { poll, ws, .. } => {
                 release_poll(poll, by_client);
-                ws.do_send(WsOut::Close);
+                ws.close();
             }
-            Transport::WebSocket { ws, .. } => {
-                if !self.queue.is_empty() {
-                    ws.do_send(WsOut::Frames(self.queue.drain(..).collect()));
+            Transport::WebSocket { ws } => {
+                // What fits goes out before the close; a slow reader is cut off.
+                let mut cut = false;
+                while let Some(f) = self.queue.pop_front() {
+                    if ws.try_send(f).is_err() {
+                        cut = true;
+                        break;
+                    }
                 }
-                ws.do_send(WsOut::Close);
+                if cut {
+                    ws.abort();
+                } else {
+                    ws.close();
+                }
             }
             Transport::AwaitingWs => {}
         }
@@ -563,7 +612,11 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.shared.config.socket_mailbox);
-        self.schedule_ping(ctx);
+        let first = self
+            .config()
+            .ping_interval
+            .saturating_sub(self.opened.elapsed());
+        self.schedule_ping_in(ctx, first);
         match &self.mode {
             Mode::SocketIo => {
                 let timeout = self.shared.config.connect_timeout;
@@ -602,6 +655,9 @@ impl Handler<Poll> for Session {
             ctx.stop();
             return;
         }
+        if self.ping_overdue() {
+            self.close(ctx, DisconnectReason::PingTimeout, false);
+        }
         if self.closing.is_some() {
             let _ = msg.reply.send(Err(PollError::UnknownSid));
             return;
@@ -636,6 +692,9 @@ impl Handler<Poll> for Session {
 impl Handler<Post> for Session {
     type Result = Result<(), PollError>;
     fn handle(&mut self, msg: Post, ctx: &mut Context<Self>) -> Self::Result {
+        if self.ping_overdue() {
+            self.close(ctx, DisconnectReason::PingTimeout, false);
+        }
         if self.closing.is_some() {
             return Err(PollError::UnknownSid);
         }
@@ -667,24 +726,20 @@ impl Handler<WsOpened> for Session {
     type Result = ();
     fn handle(&mut self, msg: WsOpened, ctx: &mut Context<Self>) {
         if self.closing.is_some() {
-            msg.conn.do_send(WsOut::Close);
+            msg.conn.close();
             return;
         }
         let transport = std::mem::replace(&mut self.transport, Transport::AwaitingWs);
         self.transport = match transport {
-            Transport::AwaitingWs => Transport::WebSocket {
-                ws: msg.conn,
-                ws_id: msg.id,
-            },
+            Transport::AwaitingWs => Transport::WebSocket { ws: msg.conn },
             Transport::Polling { poll } => Transport::Upgrading {
                 poll,
                 ws: msg.conn,
-                ws_id: msg.id,
                 probed: false,
             },
             other => {
                 // Already upgrading or upgraded: a second WebSocket is refused.
-                msg.conn.do_send(WsOut::Close);
+                msg.conn.close();
                 other
             }
         };
@@ -701,29 +756,25 @@ impl Handler<WsInbound> for Session {
         if let Transport::Upgrading { ws, probed, .. } = &mut self.transport {
             match &msg.frame {
                 Frame::Text(t) if t == "2probe" => {
-                    ws.do_send(WsOut::Frame(Frame::Text(ByteString::from_static("3probe"))));
+                    let _ = ws.try_send(Frame::Text(ByteString::from_static("3probe")));
                     *probed = true;
                     let transport = std::mem::replace(&mut self.transport, Transport::AwaitingWs);
-                    if let Transport::Upgrading {
-                        poll, ws, ws_id, ..
-                    } = transport
-                    {
+                    if let Transport::Upgrading { poll, ws, .. } = transport {
                         if let Some(reply) = poll {
                             let _ = reply.send(Ok("6".to_owned()));
                         }
                         self.transport = Transport::Upgrading {
                             poll: None,
                             ws,
-                            ws_id,
                             probed: true,
                         };
                     }
                 }
                 Frame::Text(t) if t == "5" && *probed => {
                     let transport = std::mem::replace(&mut self.transport, Transport::AwaitingWs);
-                    if let Transport::Upgrading { ws, ws_id, .. } = transport {
+                    if let Transport::Upgrading { ws, .. } = transport {
                         log::debug!("upgraded sid={}", self.sid);
-                        self.transport = Transport::WebSocket { ws, ws_id };
+                        self.transport = Transport::WebSocket { ws };
                     }
                     self.flush(ctx);
                 }
