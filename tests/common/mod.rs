@@ -572,7 +572,8 @@ pub fn event_text(ack: Option<u64>, args: &Value) -> String {
 ///   acked once the room actor has taken the broadcast;
 /// - `sockets-join` / `sockets-leave`, `{"of": room or socket id, "rooms":[…]}`, ack →
 ///   `ns.sockets_join` / `ns.sockets_leave`, acked once the room actor has done it;
-/// - `flood`, `{"room","count","volatile"}`, ack → `count` broadcasts `flood(i)` to room.
+/// - `flood`, `{"room","count","volatile","size"}`, ack → `count` broadcasts `flood(i)` to room
+///   (with a second argument of `size` bytes when `size` is given).
 #[derive(Default)]
 pub struct Kit {
     hub: Hub,
@@ -658,7 +659,12 @@ impl Handler for Kit {
                     if spec["volatile"].as_bool() == Some(true) {
                         op = op.volatile();
                     }
-                    op.emit("flood", vec![json!(i)]);
+                    let size = spec["size"].as_u64().unwrap_or(0) as usize;
+                    if size > 0 {
+                        op.emit("flood", vec![json!(i), json!("x".repeat(size))]);
+                    } else {
+                        op.emit("flood", vec![json!(i)]);
+                    }
                 }
                 ack_after_room_actor(ns, event.ack);
             }
