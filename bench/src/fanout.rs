@@ -14,6 +14,7 @@
 //! comparison still has a figure. The ramp stops at the first step not sustained.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -139,6 +140,11 @@ pub struct Publisher {
     pub ws: Ws,
     next_ack: u64,
     pub acked: u64,
+    /// Ids and send times of `to-room` requests not acked yet.
+    pending: VecDeque<(u64, Instant)>,
+    /// Time from emitting `to-room` to its ack: how long the server takes to accept (and, for
+    /// servers that broadcast before acking, to write out) one broadcast.
+    pub ack_latency: Histogram<u64>,
 }
 
 impl Publisher {
@@ -147,6 +153,8 @@ impl Publisher {
             ws,
             next_ack: 1,
             acked: 0,
+            pending: VecDeque::new(),
+            ack_latency: stats::latency_histogram(),
         }
     }
 
@@ -218,6 +226,7 @@ impl Publisher {
                 Some(self.next_ack),
                 &format!("[\"to-room\",{room},\"msg\",{body}]"),
             );
+            self.pending.push_back((self.next_ack, Instant::now()));
             self.next_ack += 1;
             self.ws.feed(Message::text(frame)).await?;
         }
@@ -231,7 +240,17 @@ impl Publisher {
     ) -> Result<(), ConnError> {
         let text = frame?;
         match proto::classify(&text) {
-            Inbound::Ack { .. } => self.acked += 1,
+            Inbound::Ack { id, .. } => {
+                self.acked += 1;
+                // Acks come in order; anything older than this one was lost.
+                while let Some((pending, at)) = self.pending.pop_front() {
+                    if pending == id {
+                        let us = u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        stats::record(&mut self.ack_latency, us);
+                        break;
+                    }
+                }
+            }
             Inbound::Ping => client::send_text(&mut self.ws, proto::PONG.to_string()).await?,
             Inbound::Close | Inbound::Disconnect => return Err(ConnError::Closed),
             _ => {}
@@ -346,6 +365,7 @@ pub async fn run(ep: Rc<Endpoint>, setup: Rc<Setup>, args: FanoutArgs) -> Value 
         let members = counters.ready.get().saturating_sub(counters.dropped.get());
         let dropped_before = counters.dropped.get();
         let cpu = CpuWindow::start(&setup.pids);
+        publisher.ack_latency.reset();
         let published = publisher
             .publish(&args.room, k, 0, rate, args.secs, args.size)
             .await;
@@ -386,6 +406,7 @@ pub async fn run(ep: Rc<Endpoint>, setup: Rc<Setup>, args: FanoutArgs) -> Value 
             "delivered_ratio": if expected > 0 { got as f64 / expected as f64 } else { 0.0 },
             "deliveries_per_s": stats::round1(deliveries_per_s),
             "latency": latency,
+            "publisher_ack": stats::summary(&publisher.ack_latency),
             "cpu": window,
             "pass": pass,
             "sustained": sustained,
