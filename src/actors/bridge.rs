@@ -93,6 +93,8 @@ struct RemoteNode {
     namespaces: HashSet<String>,
     /// ns → room → members on that node.
     rooms: HashMap<String, HashMap<String, HashSet<String>>>,
+    /// A snapshot arrived since its last hello (until then, heartbeats ask for one).
+    synced: bool,
 }
 
 /// A request of ours waiting for replies.
@@ -374,6 +376,7 @@ impl Bridge {
                 seq: 0,
                 namespaces: HashSet::new(),
                 rooms: HashMap::new(),
+                synced: false,
             });
         entry.last_seen = now;
         let mut need_sync = false;
@@ -383,6 +386,7 @@ impl Bridge {
                 // until its snapshot (sent right after) says which of its members are gone.
                 entry.namespaces = namespaces.into_iter().collect();
                 entry.seq = 0;
+                entry.synced = false;
                 log::info!("cluster node joined node={}", from);
                 // Tell the newcomer what we hold.
                 self.send_snapshot();
@@ -391,7 +395,7 @@ impl Bridge {
                 namespaces, seq, ..
             } => {
                 entry.namespaces = namespaces.into_iter().collect();
-                if !known || seq != entry.seq {
+                if !known || seq != entry.seq || !entry.synced {
                     need_sync = true;
                 }
             }
@@ -443,6 +447,7 @@ impl Bridge {
                 seq, namespaces, ..
             } => {
                 entry.seq = seq;
+                entry.synced = true;
                 let rooms: HashMap<String, HashMap<String, HashSet<String>>> = namespaces
                     .into_iter()
                     .map(|n| {
