@@ -58,15 +58,16 @@ impl Handler for Testkit {
                 let name = spec["event"].as_str().unwrap_or("ask").to_owned();
                 let args = spec["args"].as_array().cloned().unwrap_or_default();
                 let timeout = Duration::from_millis(spec["timeout_ms"].as_u64().unwrap_or(1000));
-                let fut = socket.emit_with_ack(&name, args, vec![], timeout);
+                // Binary arguments keep their placeholders, which index `event.bins`.
+                let fut = socket.emit_with_ack(&name, args, event.bins, timeout);
                 let ack = event.ack;
                 actix::spawn(async move {
-                    let answer = match fut.await {
-                        Ok(data) => json!({"ok": true, "args": data.args}),
-                        Err(e) => json!({"ok": false, "error": e.to_string()}),
+                    let (answer, bins) = match fut.await {
+                        Ok(data) => (json!({"ok": true, "args": data.args}), data.bins),
+                        Err(e) => (json!({"ok": false, "error": e.to_string()}), vec![]),
                     };
                     if let Some(ack) = ack {
-                        ack.send(vec![answer]);
+                        ack.send_binary(vec![answer], bins);
                     }
                 });
             }

@@ -145,15 +145,18 @@ fn to_room(socket: &Socket, room: String, args: Vec<Value>, bins: Vec<Bytes>, re
         _ => return reply.error("event must be a string"),
     };
     let rest: Vec<Value> = args.into_iter().skip(2).collect();
-    socket
+    let sent = socket
         .to(&room)
         .rooms_only()
-        .emit_binary(&relayed, rest, bins);
-    if socket.namespace().is_local_only() {
-        reply.ok(json!({"ok": true, "local_only": true}));
-    } else {
-        reply.ok(json!({"ok": true}));
-    }
+        .emit_checked(&relayed, rest, bins);
+    let ns = socket.namespace().clone();
+    actix::spawn(async move {
+        match sent.await {
+            Err(_) => reply.error("room is a socket id"),
+            Ok(_) if ns.is_local_only() => reply.ok(json!({"ok": true, "local_only": true})),
+            Ok(_) => reply.ok(json!({"ok": true})),
+        }
+    });
 }
 
 impl Handler for Hub {

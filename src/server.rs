@@ -45,7 +45,7 @@ use crate::config::Config;
 
 pub use crate::actors::messages::{
     AckData, AckError, DisconnectReason, Frame, HandshakeData, JoinError, JoinOutcome, LeaveCause,
-    Room, RoomEvent, SocketId, Target,
+    Room, RoomEvent, RoomIsSocketId, SocketId, Target,
 };
 
 /// Why a CONNECT was refused by [`Handler::authorize`]; the client gets `connect_error`.
@@ -278,11 +278,12 @@ impl Socket {
         self.0.ns.to(room).except(self.id().as_str())
     }
 
-    /// Disconnects this namespace socket (the client sees `io server disconnect`).
+    /// Disconnects this namespace socket (the client sees `io server disconnect`; handlers see
+    /// `server namespace disconnect`, as in Node).
     pub fn disconnect(&self) {
         self.0.session.do_send(ToSocket::Disconnect {
             id: self.id().clone(),
-            reason: DisconnectReason::ServerDisconnect,
+            reason: DisconnectReason::ServerNamespaceDisconnect,
         });
     }
 
@@ -580,6 +581,42 @@ impl BroadcastOperator {
     /// Sends `event(...args)` with binary attachments, encoded once for this node and once
     /// for the cluster.
     pub fn emit_binary(self, event: &str, args: Vec<Value>, bins: Vec<Bytes>) {
+        let (local, cluster) = self.prepare(event, args, bins);
+        self.ns.addr.do_send(local);
+        if let (Some(b), Some(p)) = (&self.ns.bridge, cluster) {
+            publish(b, p);
+        }
+    }
+
+    /// Like [`emit_binary`](Self::emit_binary), and resolves to how many sockets of this node
+    /// got it. With [`rooms_only`](Self::rooms_only), a room that is the id of a socket of this
+    /// node refuses the whole broadcast (nothing is sent, on any node). Broadcasts from one
+    /// caller keep their order.
+    pub fn emit_checked(
+        self,
+        event: &str,
+        args: Vec<Value>,
+        bins: Vec<Bytes>,
+    ) -> impl Future<Output = Result<usize, RoomIsSocketId>> {
+        let (local, cluster) = self.prepare(event, args, bins);
+        let sent = self.ns.addr.send(local);
+        let bridge = self.ns.bridge.clone();
+        async move {
+            let n = sent.await.unwrap_or(Ok(0))?;
+            if let (Some(b), Some(p)) = (&bridge, cluster) {
+                publish(b, p);
+            }
+            Ok(n)
+        }
+    }
+
+    /// The local broadcast and, in a cluster, what to publish.
+    fn prepare(
+        &self,
+        event: &str,
+        args: Vec<Value>,
+        bins: Vec<Bytes>,
+    ) -> (Broadcast, Option<Publish>) {
         let mut data = Vec::with_capacity(args.len() + 1);
         data.push(Value::String(event.to_owned()));
         data.extend(args);
@@ -593,24 +630,20 @@ impl BroadcastOperator {
             ),
             bins.clone(),
         );
-        self.ns.addr.do_send(Broadcast {
+        let local = Broadcast {
             target: self.target.clone(),
             packet,
             volatile: self.volatile,
             local_origin: true,
+        };
+        let cluster = self.ns.bridge.is_some().then(|| Publish {
+            ns: self.ns.name.clone(),
+            target: self.target.clone(),
+            data,
+            bins,
+            volatile: self.volatile,
         });
-        if let Some(b) = &self.ns.bridge {
-            publish(
-                b,
-                Publish {
-                    ns: self.ns.name.clone(),
-                    target: self.target,
-                    data,
-                    bins,
-                    volatile: self.volatile,
-                },
-            );
-        }
+        (local, cluster)
     }
 }
 

@@ -113,7 +113,7 @@ async fn server_disconnect_sends_a_disconnect_packet_and_keeps_the_session() {
     let (mut ws, id) = ws_client(&srv).await;
     ws.emit(None, json!(["kick"])).await;
     assert_eq!(ws.recv_text().await, "41");
-    assert_eq!(rec.reason(&id).await, "io server disconnect");
+    assert_eq!(rec.reason(&id).await, "server namespace disconnect");
     assert_eq!(srv.sessions(), 1);
     // the client may connect again on the same session
     let again = ws.connect_ns().await;

@@ -128,11 +128,10 @@ impl Encoded {
 /// Why a namespace socket or a whole session ended, as applications see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DisconnectReason {
-    /// The server disconnected the namespace socket (`socket.disconnect()` on the server).
-    ServerDisconnect,
     /// The client sent a DISCONNECT packet for the namespace.
     ClientNamespaceDisconnect,
-    /// The namespace was closed by the server for every socket (emitter / cluster request).
+    /// The server disconnected the namespace socket (`socket.disconnect()`, or
+    /// `disconnectSockets` from any node or an emitter). The client sees `io server disconnect`.
     ServerNamespaceDisconnect,
     /// The client did not answer a ping within `pingTimeout`.
     PingTimeout,
@@ -152,7 +151,6 @@ impl DisconnectReason {
     /// The string Node.js socket.io uses for this reason.
     pub fn as_str(self) -> &'static str {
         match self {
-            DisconnectReason::ServerDisconnect => "io server disconnect",
             DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
             DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
             DisconnectReason::PingTimeout => "ping timeout",
@@ -283,9 +281,14 @@ pub struct Target {
     pub rooms_only: bool,
 }
 
-/// Delivers an encoded packet to the target sockets of this node, each at most once.
+/// A broadcast whose room names (in `rooms_only` mode) include the id of a connected socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomIsSocketId;
+
+/// Delivers an encoded packet to the target sockets of this node, each at most once; replies
+/// how many it went to.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "usize")]
+#[rtype(result = "Result<usize, RoomIsSocketId>")]
 pub struct Broadcast {
     pub target: Target,
     pub packet: Arc<Encoded>,

@@ -330,13 +330,22 @@ impl Handler<Leave> for RoomActor {
 }
 
 impl Handler<Broadcast> for RoomActor {
-    type Result = usize;
-    fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) -> usize {
+    type Result = Result<usize, RoomIsSocketId>;
+    fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) -> Self::Result {
+        if msg.target.rooms_only
+            && msg
+                .target
+                .rooms
+                .iter()
+                .any(|r| self.sockets.contains_key(&SocketId(r.0.clone())))
+        {
+            return Err(RoomIsSocketId);
+        }
         let ids = self.resolve(&msg.target);
         for id in &ids {
             self.deliver(id, &msg.packet, msg.volatile);
         }
-        ids.len()
+        Ok(ids.len())
     }
 }
 
@@ -416,7 +425,7 @@ impl Handler<DisconnectSockets> for RoomActor {
                 } else {
                     ToSocket::Disconnect {
                         id: id.clone(),
-                        reason: DisconnectReason::ServerDisconnect,
+                        reason: DisconnectReason::ServerNamespaceDisconnect,
                     }
                 };
                 m.conn.do_send(order);

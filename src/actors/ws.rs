@@ -135,10 +135,10 @@ pub fn start(
         session,
         id,
         tx,
-        stop,
+        stop.clone(),
         stopped.clone(),
     ));
-    let out = writer(rx, stopped);
+    let out = writer(rx, stopped, stop);
     let response = builder.message_body(BodyStream::new(out).boxed())?;
     Ok(HttpResponse::from(response))
 }
@@ -163,6 +163,8 @@ async fn reader(
     let mut buf = BytesMut::new();
     let mut partial: Option<Fragments> = None;
     let mut failure: Option<CloseCode> = None;
+    // A close frame is queued for the writer: wait for it to go out before letting go.
+    let mut close_queued = false;
     'read: loop {
         let chunk = tokio::select! {
             chunk = body.next() => chunk,
@@ -205,7 +207,7 @@ async fn reader(
                 }
                 WsFrame::Pong(_) => None,
                 WsFrame::Close(_) => {
-                    let _ = tx.try_send(WsOut::Close(CloseCode::Normal));
+                    close_queued = tx.try_send(WsOut::Close(CloseCode::Normal)).is_ok();
                     break 'read;
                 }
             };
@@ -236,12 +238,24 @@ async fn reader(
         id,
         error: failure.is_some(),
     });
-    match failure {
-        Some(code) if tx.try_send(WsOut::Close(code)).is_ok() => {}
-        _ => {
-            let _ = stop.send(true);
+    if let Some(code) = failure {
+        close_queued = tx.try_send(WsOut::Close(code)).is_ok();
+    }
+    if close_queued {
+        // Keep (and discard) the request body until the writer has handed over the close
+        // frame: dropping the body first makes the HTTP layer drop the connection without
+        // flushing it, and the client would never hear the close code.
+        let deadline = tokio::time::sleep(std::time::Duration::from_secs(2));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                chunk = body.next() => if chunk.is_none() { break },
+                _ = stopped.changed() => break,
+                _ = &mut deadline => break,
+            }
         }
     }
+    let _ = stop.send(true);
 }
 
 /// Adds a continuation fragment; a complete message comes back as (is text, bytes).
@@ -279,21 +293,26 @@ fn assemble(
 fn writer(
     rx: mpsc::Receiver<WsOut>,
     stopped: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
     struct State {
         rx: mpsc::Receiver<WsOut>,
         stopped: watch::Receiver<bool>,
+        /// Told when the last chunk has been taken, so the reader may let go of the body.
+        stop: watch::Sender<bool>,
         codec: Codec,
         done: bool,
     }
     let state = State {
         rx,
         stopped,
+        stop,
         codec: Codec::new(),
         done: false,
     };
     futures_util::stream::unfold(state, |mut st| async move {
         if st.done {
+            let _ = st.stop.send(true);
             return None;
         }
         let first = tokio::select! {
@@ -335,6 +354,7 @@ fn writer(
             };
         }
         if chunk.is_empty() {
+            let _ = st.stop.send(true);
             return None;
         }
         Some((Ok(chunk.freeze()), st))
