@@ -389,12 +389,16 @@ async fn hub_works_over_long_polling_too() {
 }
 
 #[actix_rt::test]
-async fn to_room_addressed_to_a_socket_id_reaches_nobody() {
+async fn to_room_addressed_to_a_socket_id_is_refused_and_reaches_nobody() {
     let srv = TestServer::start(config());
     let (mut a, _) = ws_client(&srv).await;
     let (mut b, b_id) = ws_client(&srv).await;
     let reply = a.call(1, json!(["to-room", b_id, "private", 1])).await;
-    assert_eq!(reply[0]["ok"], json!(true), "{reply}");
+    assert_eq!(
+        reply,
+        json!([{"ok": false, "error": "room is a socket id"}]),
+        "{reply}"
+    );
     b.expect_silence(QUIET).await;
 }
 
