@@ -237,6 +237,14 @@ for (const table of TABLES) {
   out();
   for (const r of tableRuns) {
     if (r.note) notes.push(`- ${table.scenario} ${r.level} ${NAMES[r.server] || r.server} round ${r.round}: ${r.note}`);
+    const res = r.result;
+    if (res && res.counters && res.counters.dropped > 0) {
+      const last = (res.steps || []).filter((s) => !s.sustained).map((s) => s.rate)[0];
+      const at = last != null ? ` (the ramp ended at ${last} msg/s)` : "";
+      notes.push(
+        `- ${table.scenario} ${r.level} ${NAMES[r.server] || r.server} round ${r.round}: the server closed ${res.counters.dropped} of its ${res.counters.ready} client connections during the run${at}; first reasons: ${(res.counters.error_samples || []).join("; ")}`,
+      );
+    }
   }
 }
 
