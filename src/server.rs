@@ -590,8 +590,8 @@ impl BroadcastOperator {
 
     /// Like [`emit_binary`](Self::emit_binary), and resolves to how many sockets of this node
     /// got it. With [`rooms_only`](Self::rooms_only), a room that is the id of a socket of this
-    /// node refuses the whole broadcast (nothing is sent, on any node). Broadcasts from one
-    /// caller keep their order.
+    /// node refuses the whole broadcast (nobody receives it). Broadcasts from one caller keep
+    /// their order, on this node and across nodes.
     pub fn emit_checked(
         self,
         event: &str,
@@ -600,14 +600,13 @@ impl BroadcastOperator {
     ) -> impl Future<Output = Result<usize, RoomIsSocketId>> {
         let (local, cluster) = self.prepare(event, args, bins);
         let sent = self.ns.addr.send(local);
-        let bridge = self.ns.bridge.clone();
-        async move {
-            let n = sent.await.unwrap_or(Ok(0))?;
-            if let (Some(b), Some(p)) = (&bridge, cluster) {
-                publish(b, p);
-            }
-            Ok(n)
+        // Published now, not after the local answer, so that broadcasts from one caller keep
+        // their order across nodes. A refused one reaches nobody elsewhere either: the socket
+        // id it names lives on this node.
+        if let (Some(b), Some(p)) = (&self.ns.bridge, cluster) {
+            publish(b, p);
         }
+        async move { sent.await.unwrap_or(Ok(0)) }
     }
 
     /// The local broadcast and, in a cluster, what to publish.
