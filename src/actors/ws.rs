@@ -2,9 +2,9 @@
 //!
 //! It is built directly on actix-http's WebSocket codec: the handshake response streams frames
 //! from a bounded channel, and a reader task decodes the request body. Each WebSocket has:
-//! - a **reader** task that decodes frames and forwards each to its session (the socket actor)
-//!   with `send().await`, so a session that cannot keep up stops the reading of its own socket
-//!   and nothing else;
+//! - a **reader** task that decodes frames and forwards each to its session (the socket actor),
+//!   straight into its mailbox while there is room and with `send().await` when it is full, so
+//!   a session that cannot keep up stops the reading of its own socket and nothing else;
 //! - a **writer** stream (the response body) that takes frames from a bounded channel
 //!   ([`WsHandle`]) and encodes whatever is queued into one chunk, so several frames for one
 //!   connection become one write. When the client reads slowly, the HTTP dispatcher stops
@@ -22,6 +22,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use actix::dev::SendError;
 use actix::prelude::*;
 use actix_http::ws::{
     CloseCode, CloseReason, Codec, Frame as WsFrame, Item, Message as WsMessage, ProtocolError,
@@ -225,8 +226,16 @@ async fn reader(
             } else {
                 Frame::Binary(bytes)
             };
-            if session.send(WsInbound { id, frame }).await.is_err() {
-                break 'read;
+            // Straight into the mailbox while it has room; wait (and stop reading this
+            // socket) only when it is full.
+            match session.try_send(WsInbound { id, frame }) {
+                Ok(()) => {}
+                Err(SendError::Full(msg)) => {
+                    if session.send(msg).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Err(SendError::Closed(_)) => break 'read,
             }
         }
         // After a large message, give the memory back instead of keeping it per connection.
