@@ -31,6 +31,10 @@ struct Testkit {
     reasons: Mutex<HashMap<String, &'static str>>,
     node: String,
     server_side_emits: Mutex<Vec<Value>>,
+    /// `TESTKIT_PRESENCE=off` skips the hub's presence notices (benchmarks only: the peers
+    /// ferrio is compared with send none, and presence makes building an N-member room cost
+    /// N²/2 frames).
+    quiet: bool,
 }
 
 impl Handler for Testkit {
@@ -127,7 +131,9 @@ impl Handler for Testkit {
     }
 
     fn on_room_event(&self, ns: &Namespace, event: &RoomEvent) {
-        self.hub.on_room_event(ns, event);
+        if !self.quiet {
+            self.hub.on_room_event(ns, event);
+        }
     }
 }
 
@@ -143,6 +149,7 @@ fn main() -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let kit = Testkit {
             node: config.node_id.clone(),
+            quiet: std::env::var("TESTKIT_PRESENCE").is_ok_and(|v| v == "off"),
             ..Testkit::default()
         };
         Server::new(config, kit).bind()?.run_until_signal().await
