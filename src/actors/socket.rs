@@ -59,6 +59,9 @@ enum Transport {
         ws: WsHandle,
         /// `2probe` was answered: polls now get a noop, frames wait for the WebSocket.
         probed: bool,
+        /// The parked GET came after the WebSocket opened (not the long-poll that was already
+        /// waiting): at the probe it is held a moment, since "5" may be on its way.
+        late_poll: bool,
     },
     /// The WebSocket carries everything.
     WebSocket { ws: WsHandle },
@@ -220,6 +223,18 @@ impl Session {
             }
         });
         self.heartbeat = Some(h);
+    }
+
+    /// Releases a GET parked during the upgrade with a noop after [`UPGRADE_GRACE`], unless the
+    /// upgrade completed meanwhile (then it got a 400).
+    fn hold_late_poll(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_later(UPGRADE_GRACE, |act, _| {
+            if let Transport::Upgrading { poll, .. } = &mut act.transport {
+                if let Some(reply) = poll.take() {
+                    let _ = reply.send(Ok("6".to_owned()));
+                }
+            }
+        });
     }
 
     /// The outstanding ping's deadline has passed (its timer may not have fired yet).
@@ -580,6 +595,10 @@ impl Session {
     }
 }
 
+/// How long a GET that arrives between the probe and the upgrade packet is held: answered 400
+/// if the upgrade completes meanwhile, else released with a noop.
+const UPGRADE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How long a session closed by the client over polling waits for the GET it will answer
 /// with a noop (Node waits up to its transport close timeout).
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(1000);
@@ -677,10 +696,22 @@ impl Handler<Poll> for Session {
                     return;
                 }
                 *poll = Some(msg.reply);
+                if let Transport::Upgrading { late_poll, .. } = &mut self.transport {
+                    *late_poll = true;
+                }
                 self.flush(ctx);
             }
-            Transport::Upgrading { probed: true, .. } => {
-                let _ = msg.reply.send(Ok("6".to_owned()));
+            Transport::Upgrading {
+                poll, probed: true, ..
+            } => {
+                // A GET after the probe: the client is finishing its upgrade. Hold it a moment:
+                // if "5" comes, polling is over (400); if not, release it with a noop.
+                if poll.is_some() {
+                    let _ = msg.reply.send(Err(PollError::BadRequest));
+                    return;
+                }
+                *poll = Some(msg.reply);
+                self.hold_late_poll(ctx);
             }
             Transport::WebSocket { .. } | Transport::AwaitingWs => {
                 let _ = msg.reply.send(Err(PollError::BadRequest));
@@ -736,6 +767,7 @@ impl Handler<WsOpened> for Session {
                 poll,
                 ws: msg.conn,
                 probed: false,
+                late_poll: false,
             },
             other => {
                 // Already upgrading or upgraded: a second WebSocket is refused.
@@ -759,21 +791,45 @@ impl Handler<WsInbound> for Session {
                     let _ = ws.try_send(Frame::Text(ByteString::from_static("3probe")));
                     *probed = true;
                     let transport = std::mem::replace(&mut self.transport, Transport::AwaitingWs);
-                    if let Transport::Upgrading { poll, ws, .. } = transport {
-                        if let Some(reply) = poll {
-                            let _ = reply.send(Ok("6".to_owned()));
+                    if let Transport::Upgrading {
+                        mut poll,
+                        ws,
+                        late_poll,
+                        ..
+                    } = transport
+                    {
+                        // The long-poll that was waiting is released at once: the client waits
+                        // for it before it sends "5". A GET that came during the upgrade may be
+                        // a client racing its own "5": hold it a moment.
+                        if !late_poll {
+                            if let Some(reply) = poll.take() {
+                                let _ = reply.send(Ok("6".to_owned()));
+                            }
                         }
+                        let held = poll.is_some();
                         self.transport = Transport::Upgrading {
-                            poll: None,
+                            poll,
                             ws,
                             probed: true,
+                            late_poll,
                         };
+                        if held {
+                            self.hold_late_poll(ctx);
+                        }
                     }
                 }
                 Frame::Text(t) if t == "5" && *probed => {
                     let transport = std::mem::replace(&mut self.transport, Transport::AwaitingWs);
-                    if let Transport::Upgrading { ws, .. } = transport {
+                    if let Transport::Upgrading { ws, poll, .. } = transport {
                         log::debug!("upgraded sid={}", self.sid);
+                        if let Some(reply) = poll {
+                            // Polling is over for this session. The refusal waits a moment so
+                            // that "3probe", already handed to the WebSocket, reaches the
+                            // client first, as it would from a single-threaded server.
+                            ctx.run_later(std::time::Duration::from_millis(20), move |_, _| {
+                                let _ = reply.send(Err(PollError::BadRequest));
+                            });
+                        }
                         self.transport = Transport::WebSocket { ws };
                     }
                     self.flush(ctx);
