@@ -87,15 +87,18 @@ impl RoomActor {
     }
 
     fn announce(&self, ctx: &Context<Self>, event: RoomEvent) {
-        let handle = Namespace::from_parts(self.ns.clone(), ctx.address(), self.bridge.clone());
-        self.app.on_room_event(&handle, &event);
+        // The bridge hears it first, so that on every other node the mirror is updated before
+        // the presence broadcast the application may send arrives (a client told "X left"
+        // then asking for the size must see X gone). Lifecycle is never dropped: the mirror of
+        // every other node depends on it.
         if let Some(b) = &self.bridge {
-            // Lifecycle is never dropped: the mirror of every other node depends on it.
             b.do_send(RoomLifecycle {
                 ns: self.ns.clone(),
-                event,
+                event: event.clone(),
             });
         }
+        let handle = Namespace::from_parts(self.ns.clone(), ctx.address(), self.bridge.clone());
+        self.app.on_room_event(&handle, &event);
     }
 
     /// The sockets a target designates, each once.
