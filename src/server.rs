@@ -619,15 +619,19 @@ impl BroadcastOperator {
         let mut data = Vec::with_capacity(args.len() + 1);
         data.push(Value::String(event.to_owned()));
         data.extend(args);
+        // Only a clustered node needs a second copy of the arguments (for the bridge's msgpack
+        // encoding); a standalone node moves them straight into the one encoding.
+        let cluster = self.ns.bridge.is_some().then(|| Publish {
+            ns: self.ns.name.clone(),
+            target: self.target.clone(),
+            data: data.clone(),
+            bins: bins.clone(),
+            volatile: self.volatile,
+        });
         let attachments = bins.len();
         let packet = Encoded::new(
-            &crate::protocol::socketio::Packet::event(
-                &self.ns.name,
-                data.clone(),
-                None,
-                attachments,
-            ),
-            bins.clone(),
+            &crate::protocol::socketio::Packet::event(&self.ns.name, data, None, attachments),
+            bins,
         );
         let local = Broadcast {
             target: self.target.clone(),
@@ -635,13 +639,6 @@ impl BroadcastOperator {
             volatile: self.volatile,
             local_origin: true,
         };
-        let cluster = self.ns.bridge.is_some().then(|| Publish {
-            ns: self.ns.name.clone(),
-            target: self.target.clone(),
-            data,
-            bins,
-            volatile: self.volatile,
-        });
         (local, cluster)
     }
 }
