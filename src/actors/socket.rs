@@ -284,7 +284,26 @@ impl Session {
             self.close(ctx, DisconnectReason::TransportError, false);
             return;
         }
-        self.queue.extend(packet.frames.iter().cloned());
+        // The common case, a WebSocket with room: straight to it, nothing queued here.
+        if let (true, false, Transport::WebSocket { ws }) =
+            (self.queue.is_empty(), self.ws_blocked, &self.transport)
+        {
+            let mut frames = packet.frames.iter();
+            for f in frames.by_ref() {
+                match ws.try_send(f.clone()) {
+                    Ok(()) => {}
+                    Err((f, WsSendError::Full)) => {
+                        self.queue.push_back(f);
+                        break;
+                    }
+                    // The reader reports the close; nothing more can be written.
+                    Err((_, WsSendError::Closed)) => return,
+                }
+            }
+            self.queue.extend(frames.cloned());
+        } else {
+            self.queue.extend(packet.frames.iter().cloned());
+        }
         self.flush(ctx);
     }
 
@@ -325,6 +344,8 @@ impl Session {
                         }
                     }
                 }
+                // Drained: an idle session holds no queue memory.
+                self.queue = VecDeque::new();
             }
             Transport::Polling { poll }
             | Transport::Upgrading {

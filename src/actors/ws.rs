@@ -1,38 +1,57 @@
 //! The WebSocket transport: the only module that knows how WebSocket frames travel.
 //!
-//! It is built directly on actix-http's WebSocket codec: the handshake response streams frames
-//! from a bounded channel, and a reader task decodes the request body. Each WebSocket has:
-//! - a **reader** task that decodes frames and forwards each to its session (the socket actor),
-//!   straight into its mailbox while there is room and with `send().await` when it is full, so
-//!   a session that cannot keep up stops the reading of its own socket and nothing else;
-//! - a **writer** stream (the response body) that takes frames from a bounded channel
-//!   ([`WsHandle`]) and encodes whatever is queued into one chunk, so several frames for one
-//!   connection become one write. When the client reads slowly, the HTTP dispatcher stops
-//!   pulling, the channel fills, `try_send` fails, and the session applies its slow-consumer
-//!   policy (frames wait in its bounded queue; past `FERRIO_SOCKET_BUFFER`, volatile packets are
-//!   dropped and anything else closes the session). Aborting ends the body stream, so even a
-//!   client that never reads is let go (after actix's client-disconnect timeout).
+//! The HTTP layer hands over the raw TCP stream of an upgrade request ([`accept`]); from then on
+//! the connection belongs to this module, and the HTTP layer's buffers are gone. Each WebSocket
+//! has two tasks over the two halves of the stream:
+//! - a **reader** that waits for readability without holding a buffer, reads what is there,
+//!   decodes frames and forwards each to its session (the socket actor): straight into its
+//!   mailbox while there is room, with `send().await` when it is full, so a session that cannot
+//!   keep up stops the reading of its own socket and nothing else;
+//! - a **writer** that takes frames from a bounded channel ([`WsHandle`]) and encodes everything
+//!   queued into one buffer, so several frames for one connection become one `write()`. When
+//!   the client reads slowly the write waits, the channel fills, `try_send` fails, and the
+//!   session applies its slow-consumer policy (frames wait in its bounded queue; past
+//!   `FERRIO_SOCKET_BUFFER`, volatile packets are dropped and anything else closes the session).
+//!   Aborting stops both tasks at once, even in the middle of a write to a client that never
+//!   reads.
+//!
+//! An idle connection holds no read or write buffer: only the two tasks, the channel and the
+//! socket.
+//!
+//! Closing: the side that closes sends a close frame, the writer then shuts its half down (FIN)
+//! and the reader keeps reading (and discarding) until the client closes too, at most
+//! [`CLOSE_LINGER`], so unread input never turns the close into a reset that would lose the close
+//! frame.
 //!
 //! Limits: a frame, or a fragmented message, larger than `FERRIO_MAX_PAYLOAD` closes the
 //! connection with code 1009 before anything reaches the session.
 //!
 //! History: this replaced `actix-web-actors` (deprecated), whose `WebsocketContext` could only
 //! be stopped from inside the actor, so a connection whose client never reads could not be cut
-//! off; `actix-ws` was tried too, and kept a whole 8 KiB read chunk alive per idle connection.
+//! off. Then `actix-ws`, and a response body streamed through actix-http, each kept actix-http's
+//! two 8 KiB connection buffers (or a read chunk) alive for the life of an idle WebSocket.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::dev::SendError;
 use actix::prelude::*;
+use actix_http::header;
 use actix_http::ws::{
-    CloseCode, CloseReason, Codec, Frame as WsFrame, Item, Message as WsMessage, ProtocolError,
+    hash_key, verify_handshake, CloseCode, CloseReason, Codec, Frame as WsFrame, HandshakeError,
+    Item, Message as WsMessage, ProtocolError,
 };
-use actix_web::body::{BodyStream, MessageBody};
-use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::{Bytes, BytesMut};
+use actix_http::RequestHead;
+use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
-use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::messages::{Frame, WsClosed, WsInbound, WsOpened};
@@ -43,8 +62,19 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// Frames queued for one WebSocket before its session sees it as full.
 const WS_QUEUE: usize = 32;
 
-/// Frames encoded into one chunk (one write) at most.
+/// Frames encoded into one write at most.
 const COALESCE: usize = 64;
+
+/// The largest single read (into a buffer shared by the thread's connections).
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How long a closing connection waits for the client's side of the close.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+thread_local! {
+    /// Reads land here first; each connection keeps only the bytes it got, exactly sized.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+}
 
 /// What a session (or the reader) asks of the writer.
 #[derive(Debug)]
@@ -56,6 +86,91 @@ enum WsOut {
     Close(CloseCode),
 }
 
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// The writer is done (close frame sent, or it failed); the reader may let go.
+    WriterDone,
+    /// Drop everything now.
+    Abort,
+}
+
+/// What the session's handles, the reader and the writer of one connection share.
+#[derive(Debug)]
+struct Conn {
+    state: Mutex<ConnState>,
+    /// Something was queued, the handles are gone, or the phase changed.
+    wake_writer: Notify,
+    /// The phase changed (every waiter is woken: the reader, and the writer when closing).
+    phase_changed: Notify,
+    /// The queue has room again.
+    room: Notify,
+}
+
+#[derive(Debug)]
+struct ConnState {
+    queue: VecDeque<WsOut>,
+    phase: Phase,
+    /// A close frame is queued: nothing may follow it.
+    closing: bool,
+    /// Live [`WsHandle`]s; at zero the writer closes.
+    handles: usize,
+}
+
+impl Conn {
+    fn phase(&self) -> Phase {
+        self.state.lock().phase
+    }
+
+    fn set_phase(&self, to: Phase) {
+        {
+            let mut st = self.state.lock();
+            if st.phase == Phase::Abort || (to == Phase::WriterDone && st.phase != Phase::Open) {
+                return;
+            }
+            st.phase = to;
+        }
+        self.wake_writer.notify_one();
+        self.phase_changed.notify_waiters();
+        self.room.notify_waiters();
+    }
+
+    fn abort(&self) {
+        self.set_phase(Phase::Abort);
+    }
+
+    /// Queues `out` unless the queue is full, closing, or the connection is done.
+    fn push(&self, out: WsOut, bounded: bool) -> Result<(), (WsOut, WsSendError)> {
+        {
+            let mut st = self.state.lock();
+            if st.closing || st.phase != Phase::Open {
+                return Err((out, WsSendError::Closed));
+            }
+            if bounded && st.queue.len() >= WS_QUEUE {
+                return Err((out, WsSendError::Full));
+            }
+            st.closing = matches!(out, WsOut::Close(_));
+            st.queue.push_back(out);
+        }
+        self.wake_writer.notify_one();
+        Ok(())
+    }
+
+    /// Resolves once the phase satisfies `done`.
+    async fn sees(&self, done: impl Fn(Phase) -> bool) {
+        loop {
+            let changed = self.phase_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if done(self.phase()) {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WsSendError {
@@ -65,12 +180,35 @@ pub enum WsSendError {
     Closed,
 }
 
-/// The session's end of one WebSocket. Cheap to clone.
-#[derive(Clone, Debug)]
+/// The session's end of one WebSocket. Cheap to clone; when the last one is dropped without a
+/// close, the connection closes with 1001 (going away).
+#[derive(Debug)]
 pub struct WsHandle {
     id: u64,
-    tx: mpsc::Sender<WsOut>,
-    stop: watch::Sender<bool>,
+    conn: Arc<Conn>,
+}
+
+impl Clone for WsHandle {
+    fn clone(&self) -> Self {
+        self.conn.state.lock().handles += 1;
+        WsHandle {
+            id: self.id,
+            conn: self.conn.clone(),
+        }
+    }
+}
+
+impl Drop for WsHandle {
+    fn drop(&mut self) {
+        let last = {
+            let mut st = self.conn.state.lock();
+            st.handles -= 1;
+            st.handles == 0
+        };
+        if last {
+            self.conn.wake_writer.notify_one();
+        }
+    }
 }
 
 impl WsHandle {
@@ -81,67 +219,119 @@ impl WsHandle {
 
     /// Queues a frame without waiting; gives it back when it cannot be queued.
     pub fn try_send(&self, frame: Frame) -> Result<(), (Frame, WsSendError)> {
-        match self.tx.try_send(WsOut::Frame(frame)) {
+        match self.conn.push(WsOut::Frame(frame), true) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(WsOut::Frame(f))) => Err((f, WsSendError::Full)),
-            Err(mpsc::error::TrySendError::Closed(WsOut::Frame(f))) => {
-                Err((f, WsSendError::Closed))
-            }
-            // Only frames are sent above: nothing else can come back.
-            Err(_) => Err((Frame::Text(ByteString::new()), WsSendError::Closed)),
+            Err((WsOut::Frame(f), e)) => Err((f, e)),
+            // Only a frame was pushed: nothing else can come back.
+            Err((_, e)) => Err((Frame::Text(ByteString::new()), e)),
         }
     }
 
     /// Resolves once the queue has room again (or the WebSocket is gone).
     pub fn ready(&self) -> impl std::future::Future<Output = ()> + 'static {
-        let tx = self.tx.clone();
+        let conn = self.conn.clone();
         async move {
-            let _ = tx.reserve().await;
+            loop {
+                let room = conn.room.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                {
+                    let st = conn.state.lock();
+                    if st.queue.len() < WS_QUEUE || st.closing || st.phase != Phase::Open {
+                        return;
+                    }
+                }
+                room.await;
+            }
         }
     }
 
     /// Closes after the queued frames; a full queue (a slow reader) is cut off at once.
     pub fn close(&self) {
-        if self.tx.try_send(WsOut::Close(CloseCode::Normal)).is_err() {
+        if self
+            .conn
+            .push(WsOut::Close(CloseCode::Normal), true)
+            .is_err()
+        {
             self.abort();
         }
     }
 
     /// Drops the connection now, queued frames included.
     pub fn abort(&self) {
-        let _ = self.stop.send(true);
+        self.conn.abort();
     }
 }
 
-/// Upgrades the request to a WebSocket bound to `session`.
-pub fn start(
+/// Checks the WebSocket headers of an upgrade request.
+pub fn verify(head: &RequestHead) -> Result<(), HandshakeError> {
+    verify_handshake(head)
+}
+
+/// The `101 Switching Protocols` answer to a verified upgrade request.
+fn switching_protocols(head: &RequestHead) -> BytesMut {
+    let key = head
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| hash_key(k.as_bytes()))
+        .unwrap_or_default();
+    let mut out = BytesMut::with_capacity(160);
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+          sec-websocket-accept: ",
+    );
+    out.extend_from_slice(&key);
+    out.extend_from_slice(b"\r\n\r\n");
+    out
+}
+
+/// Takes over an upgraded connection for `session`: answers `101`, then runs the reader and
+/// the writer. `early` is what the client sent after its request head (frames may follow the
+/// handshake without waiting for the answer). The request must have passed [`verify`].
+pub fn accept(
     session: Addr<Session>,
-    req: &HttpRequest,
-    body: web::Payload,
+    head: &RequestHead,
+    io: TcpStream,
+    early: BytesMut,
     max_payload: usize,
-) -> Result<HttpResponse, actix_web::Error> {
-    let mut builder = actix_http::ws::handshake(req.head())?;
+) {
+    let _ = io.set_nodelay(true);
+    let answer = switching_protocols(head);
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel(WS_QUEUE);
-    let (stop, stopped) = watch::channel(false);
+    let conn = Arc::new(Conn {
+        state: Mutex::new(ConnState {
+            queue: VecDeque::new(),
+            phase: Phase::Open,
+            closing: false,
+            handles: 1,
+        }),
+        wake_writer: Notify::new(),
+        phase_changed: Notify::new(),
+        room: Notify::new(),
+    });
     let handle = WsHandle {
         id,
-        tx: tx.clone(),
-        stop: stop.clone(),
+        conn: conn.clone(),
     };
+    // Queued before anything the session sends, so the open packet follows the 101.
     session.do_send(WsOpened { conn: handle, id });
-    actix_rt::spawn(reader(
-        body,
+    let (read, write) = io.into_split();
+    actix_rt::spawn(writer(write, answer, conn.clone()));
+    // Keep only what was read ahead, exactly sized.
+    let buf = if early.is_empty() {
+        BytesMut::new()
+    } else {
+        BytesMut::from(&early[..])
+    };
+    actix_rt::spawn(reader(Reader {
+        io: read,
+        buf,
+        codec: Codec::new().max_size(max_payload),
         max_payload,
         session,
         id,
-        tx,
-        stop.clone(),
-        stopped.clone(),
-    ));
-    let out = writer(rx, stopped, stop);
-    let response = builder.message_body(BodyStream::new(out).boxed())?;
-    Ok(HttpResponse::from(response))
+        conn,
+    }));
 }
 
 /// A message being reassembled from fragments.
@@ -150,67 +340,89 @@ struct Fragments {
     buf: BytesMut,
 }
 
-/// Decodes the request body into frames and hands them to the session, one at a time.
-async fn reader(
-    mut body: web::Payload,
+/// The reading half of a connection.
+struct Reader {
+    io: OwnedReadHalf,
+    buf: BytesMut,
+    codec: Codec,
     max_payload: usize,
     session: Addr<Session>,
     id: u64,
-    tx: mpsc::Sender<WsOut>,
-    stop: watch::Sender<bool>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut codec = Codec::new().max_size(max_payload);
-    let mut buf = BytesMut::new();
-    let mut partial: Option<Fragments> = None;
-    let mut failure: Option<CloseCode> = None;
-    // A close frame is queued for the writer: wait for it to go out before letting go.
-    let mut close_queued = false;
-    'read: loop {
-        let chunk = tokio::select! {
-            chunk = body.next() => chunk,
-            _ = stopped.changed() => break,
-        };
-        match chunk {
-            Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
-            Some(Err(e)) => {
-                log::debug!("websocket closed by peer conn={} error={}", id, e);
-                break;
-            }
-            None => break,
-        }
+    conn: Arc<Conn>,
+}
+
+/// How the read loop ended.
+enum ReadEnd {
+    /// The client closed the TCP connection, or it failed.
+    Gone,
+    /// The session aborted the connection.
+    Aborted,
+    /// The client sent a close frame.
+    CloseFrame,
+    /// The client broke the protocol: close with this code.
+    Failure(CloseCode),
+}
+
+/// What one read brought.
+enum Read {
+    Data,
+    Eof,
+    Aborted,
+}
+
+impl Reader {
+    /// Waits for input without holding a buffer, then appends what is there to `buf`.
+    async fn read(&mut self) -> Read {
         loop {
-            let frame = match codec.decode(&mut buf) {
+            tokio::select! {
+                biased;
+                _ = self.conn.sees(|p| p == Phase::Abort) => return Read::Aborted,
+                r = self.io.readable() => if r.is_err() { return Read::Eof },
+            }
+            let read = SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let n = self.io.try_read(&mut scratch)?;
+                self.buf.extend_from_slice(&scratch[..n]);
+                Ok::<_, std::io::Error>(n)
+            });
+            match read {
+                Ok(0) => return Read::Eof,
+                Ok(_) => return Read::Data,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    log::debug!("websocket read failed conn={} error={}", self.id, e);
+                    return Read::Eof;
+                }
+            }
+        }
+    }
+
+    /// Decodes and forwards every complete message in the buffer.
+    async fn forward(&mut self, partial: &mut Option<Fragments>) -> Result<(), ReadEnd> {
+        loop {
+            let frame = match self.codec.decode(&mut self.buf) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {
-                    log::info!("websocket error conn={} error={}", id, e);
-                    failure = Some(match e {
+                    log::info!("websocket error conn={} error={}", self.id, e);
+                    return Err(ReadEnd::Failure(match e {
                         ProtocolError::Overflow => CloseCode::Size,
                         _ => CloseCode::Protocol,
-                    });
-                    break 'read;
+                    }));
                 }
             };
             let message = match frame {
                 WsFrame::Text(b) => Some((true, b)),
                 WsFrame::Binary(b) => Some((false, b)),
-                WsFrame::Continuation(item) => match assemble(&mut partial, item, max_payload) {
-                    Ok(done) => done,
-                    Err(code) => {
-                        failure = Some(code);
-                        break 'read;
-                    }
-                },
+                WsFrame::Continuation(item) => {
+                    assemble(partial, item, self.max_payload).map_err(ReadEnd::Failure)?
+                }
                 WsFrame::Ping(p) => {
-                    let _ = tx.try_send(WsOut::Pong(p));
+                    let _ = self.conn.push(WsOut::Pong(p), false);
                     None
                 }
                 WsFrame::Pong(_) => None,
-                WsFrame::Close(_) => {
-                    close_queued = tx.try_send(WsOut::Close(CloseCode::Normal)).is_ok();
-                    break 'read;
-                }
+                WsFrame::Close(_) => return Err(ReadEnd::CloseFrame),
             };
             let Some((text, bytes)) = message else {
                 continue;
@@ -218,53 +430,84 @@ async fn reader(
             let frame = if text {
                 match ByteString::try_from(bytes) {
                     Ok(s) => Frame::Text(s),
-                    Err(_) => {
-                        failure = Some(CloseCode::Invalid);
-                        break 'read;
-                    }
+                    Err(_) => return Err(ReadEnd::Failure(CloseCode::Invalid)),
                 }
             } else {
                 Frame::Binary(bytes)
             };
             // Straight into the mailbox while it has room; wait (and stop reading this
             // socket) only when it is full.
-            match session.try_send(WsInbound { id, frame }) {
+            let id = self.id;
+            match self.session.try_send(WsInbound { id, frame }) {
                 Ok(()) => {}
                 Err(SendError::Full(msg)) => {
-                    if session.send(msg).await.is_err() {
-                        break 'read;
+                    if self.session.send(msg).await.is_err() {
+                        return Err(ReadEnd::Gone);
                     }
                 }
-                Err(SendError::Closed(_)) => break 'read,
+                Err(SendError::Closed(_)) => return Err(ReadEnd::Gone),
             }
         }
-        // After a large message, give the memory back instead of keeping it per connection.
-        if buf.is_empty() && buf.capacity() > 4096 {
-            buf = BytesMut::new();
+        // Hold no memory while idle (decoded frames keep their own part of the buffer alive).
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    /// Reads and discards until the client closes or the connection is aborted.
+    async fn discard(&mut self) {
+        while let Read::Data = self.read().await {
+            self.buf = BytesMut::new();
         }
     }
-    session.do_send(WsClosed {
-        id,
-        error: failure.is_some(),
-    });
-    if let Some(code) = failure {
-        close_queued = tx.try_send(WsOut::Close(code)).is_ok();
-    }
-    if close_queued {
-        // Keep (and discard) the request body until the writer has handed over the close
-        // frame: dropping the body first makes the HTTP layer drop the connection without
-        // flushing it, and the client would never hear the close code.
-        let deadline = tokio::time::sleep(std::time::Duration::from_secs(2));
-        tokio::pin!(deadline);
-        loop {
+
+    /// After a close frame was queued: keeps reading (and discarding) until the writer has
+    /// sent it and the client has closed its side, at most [`CLOSE_LINGER`]. Unread input at
+    /// close would make the kernel answer with a reset, and the client could lose the close.
+    async fn linger(&mut self) {
+        self.buf = BytesMut::new();
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            let conn = self.conn.clone();
             tokio::select! {
-                chunk = body.next() => if chunk.is_none() { break },
-                _ = stopped.changed() => break,
-                _ = &mut deadline => break,
+                _ = conn.sees(|p| p != Phase::Open) => {},
+                _ = self.discard() => return,
             }
-        }
+            self.discard().await;
+        })
+        .await;
     }
-    let _ = stop.send(true);
+}
+
+/// Decodes the client's frames and hands them to the session, one at a time.
+async fn reader(mut r: Reader) {
+    let mut partial: Option<Fragments> = None;
+    let end = loop {
+        if let Err(end) = r.forward(&mut partial).await {
+            break end;
+        }
+        match r.read().await {
+            Read::Data => {}
+            Read::Eof => break ReadEnd::Gone,
+            Read::Aborted => break ReadEnd::Aborted,
+        }
+    };
+    drop(partial);
+    r.session.do_send(WsClosed {
+        id: r.id,
+        error: matches!(end, ReadEnd::Failure(_)),
+    });
+    let code = match end {
+        ReadEnd::Gone | ReadEnd::Aborted => None,
+        ReadEnd::CloseFrame => Some(CloseCode::Normal),
+        ReadEnd::Failure(code) => Some(code),
+    };
+    if let Some(code) = code {
+        // Answer (or report) with a close frame, unless the writer is already closing.
+        let _ = r.conn.push(WsOut::Close(code), false);
+        Box::pin(r.linger()).await;
+    }
+    r.conn.abort();
 }
 
 /// Adds a continuation fragment; a complete message comes back as (is text, bytes).
@@ -298,74 +541,119 @@ fn assemble(
     Ok(partial.take().map(|p| (p.text, p.buf.freeze())))
 }
 
-/// The response body: frames from the channel, encoded, several per chunk.
-fn writer(
-    rx: mpsc::Receiver<WsOut>,
-    stopped: watch::Receiver<bool>,
-    stop: watch::Sender<bool>,
-) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
-    struct State {
-        rx: mpsc::Receiver<WsOut>,
-        stopped: watch::Receiver<bool>,
-        /// Told when the last chunk has been taken, so the reader may let go of the body.
-        stop: watch::Sender<bool>,
-        codec: Codec,
-        done: bool,
-    }
-    let state = State {
-        rx,
-        stopped,
-        stop,
-        codec: Codec::new(),
-        done: false,
+/// Encodes one queued item; true once it was the close frame.
+fn encode(codec: &mut Codec, out: WsOut, buf: &mut BytesMut) -> bool {
+    let (msg, last) = match out {
+        WsOut::Frame(Frame::Text(t)) => (WsMessage::Text(t), false),
+        WsOut::Frame(Frame::Binary(b)) => (WsMessage::Binary(b), false),
+        WsOut::Pong(p) => (WsMessage::Pong(p), false),
+        WsOut::Close(code) => (
+            WsMessage::Close(Some(CloseReason {
+                code,
+                description: None,
+            })),
+            true,
+        ),
     };
-    futures_util::stream::unfold(state, |mut st| async move {
-        if st.done {
-            let _ = st.stop.send(true);
-            return None;
+    codec.encode(msg, buf).is_err() || last
+}
+
+/// What the writer found when it looked at the queue.
+enum Batch {
+    /// Frames encoded into the buffer (true: the last was the close frame).
+    Encoded(bool),
+    /// Nothing to do yet.
+    Empty,
+    Aborted,
+}
+
+/// Encodes up to [`COALESCE`] queued items into `buf`.
+fn take_batch(conn: &Conn, codec: &mut Codec, buf: &mut BytesMut) -> Batch {
+    let (batch, was_full) = {
+        let mut st = conn.state.lock();
+        if st.phase == Phase::Abort {
+            return Batch::Aborted;
         }
-        let first = tokio::select! {
-            biased;
-            _ = st.stopped.changed() => return None,
-            out = st.rx.recv() => out,
-        };
-        let mut chunk = BytesMut::new();
-        let mut next = first;
+        if st.queue.is_empty() && st.handles == 0 && !st.closing {
+            // The session let go of every handle without closing: nothing more can come.
+            st.closing = true;
+            st.queue.push_back(WsOut::Close(CloseCode::Away));
+        }
+        let was_full = st.queue.len() >= WS_QUEUE;
+        let mut closed = false;
         let mut n = 0;
-        loop {
-            match next {
-                Some(out) => {
-                    let msg = match out {
-                        WsOut::Frame(Frame::Text(t)) => WsMessage::Text(t),
-                        WsOut::Frame(Frame::Binary(b)) => WsMessage::Binary(b),
-                        WsOut::Pong(p) => WsMessage::Pong(p),
-                        WsOut::Close(code) => {
-                            st.done = true;
-                            WsMessage::Close(Some(CloseReason {
-                                code,
-                                description: None,
-                            }))
-                        }
-                    };
-                    if st.codec.encode(msg, &mut chunk).is_err() {
-                        st.done = true;
+        while n < COALESCE && !closed {
+            let Some(out) = st.queue.pop_front() else {
+                break;
+            };
+            closed = encode(codec, out, buf);
+            n += 1;
+        }
+        if st.queue.is_empty() && st.queue.capacity() > 0 {
+            st.queue = VecDeque::new();
+        }
+        match n {
+            0 => (Batch::Empty, false),
+            _ => (Batch::Encoded(closed), was_full),
+        }
+    };
+    if was_full {
+        conn.room.notify_waiters();
+    }
+    batch
+}
+
+/// Writes the `101` answer, then queued frames, several per write, until a close frame.
+async fn writer(mut io: OwnedWriteHalf, answer: BytesMut, conn: Arc<Conn>) {
+    let mut codec = Codec::new();
+    let mut buf = answer;
+    loop {
+        let closing = match take_batch(&conn, &mut codec, &mut buf) {
+            Batch::Aborted => return,
+            Batch::Encoded(closing) => closing,
+            Batch::Empty if buf.is_empty() => {
+                // Idle: hold no buffer while waiting.
+                buf = BytesMut::new();
+                conn.wake_writer.notified().await;
+                continue;
+            }
+            Batch::Empty => false,
+        };
+        while buf.has_remaining() {
+            tokio::select! {
+                biased;
+                _ = conn.wake_writer.notified() => {
+                    // Frames queued meanwhile are taken after this write; only an abort
+                    // interrupts it.
+                    if conn.phase() == Phase::Abort {
+                        return;
                     }
                 }
-                None => st.done = true,
+                r = io.write_buf(&mut buf) => match r {
+                    Ok(0) | Err(_) => {
+                        conn.abort();
+                        return;
+                    }
+                    Ok(_) => {}
+                },
             }
-            n += 1;
-            if st.done || n >= COALESCE {
-                break;
-            }
-            next = match st.rx.try_recv() {
-                Ok(out) => Some(out),
-                Err(_) => break,
-            };
         }
-        if chunk.is_empty() {
-            let _ = st.stop.send(true);
-            return None;
+        if closing {
+            break;
         }
-        Some((Ok(chunk.freeze()), st))
-    })
+    }
+    // FIN after the close frame; the reader waits for the client's side.
+    tokio::select! {
+        biased;
+        _ = conn.sees(|p| p == Phase::Abort) => return,
+        _ = io.shutdown() => {},
+    }
+    conn.set_phase(Phase::WriterDone);
+    // A client that never answers the close is let go after a while.
+    if tokio::time::timeout(CLOSE_LINGER, conn.sees(|p| p == Phase::Abort))
+        .await
+        .is_err()
+    {
+        conn.abort();
+    }
 }

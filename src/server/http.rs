@@ -8,10 +8,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::time::Duration;
+
 use actix::prelude::*;
+use actix_codec::Framed;
+use actix_http::{h1, HttpService, KeepAlive, RequestHead};
+use actix_service::{fn_factory, fn_service, map_config, IntoServiceFactory};
+use actix_web::dev::AppConfig;
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures_util::StreamExt;
+use tokio::net::TcpStream;
 
 use super::{EngineHandler, Shared};
 use crate::actors::messages::{HandshakeData, Poll, PollError, Post, Sid};
@@ -29,47 +36,102 @@ struct Route {
     path: Arc<str>,
 }
 
-/// Binds the listener and starts the workers.
+/// Binds the listeners and starts the workers.
+///
+/// The server is assembled from actix's parts rather than with actix-web's `HttpServer` for one
+/// reason: a WebSocket upgrade request goes to [`upgrade`], which takes the TCP stream out of
+/// the HTTP layer (and with it that layer's two 8 KiB buffers) and hands it to
+/// [`ws::accept`]. Every other request goes to the actix-web `App`.
 pub(super) fn bind(
     shared: Arc<Shared>,
     engines: Vec<(String, Arc<dyn EngineHandler>)>,
-) -> std::io::Result<(actix_web::dev::Server, Vec<SocketAddr>)> {
+) -> std::io::Result<(actix_server::Server, Vec<SocketAddr>)> {
     let config = shared.config.clone();
-    let factory_shared = shared.clone();
-    let server = HttpServer::new(move || {
-        let sio = Route {
-            shared: factory_shared.clone(),
-            mode: Mode::SocketIo,
-            path: Arc::from(factory_shared.config.path.as_str()),
-        };
-        let mut app = App::new()
-            .app_data(web::Data::new(factory_shared.clone()))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz));
-        for (path, handler) in &engines {
-            let route = Route {
-                shared: factory_shared.clone(),
-                mode: Mode::Engine(handler.clone()),
-                path: Arc::from(path.as_str()),
-            };
-            app = app.service(
-                web::resource(paths(path))
-                    .app_data(web::Data::new(route))
-                    .default_service(web::to(engine_io)),
-            );
+    let mut routes: Vec<Route> = engines
+        .into_iter()
+        .map(|(path, handler)| Route {
+            shared: shared.clone(),
+            mode: Mode::Engine(handler),
+            path: Arc::from(path.as_str()),
+        })
+        .collect();
+    routes.push(Route {
+        shared: shared.clone(),
+        mode: Mode::SocketIo,
+        path: Arc::from(config.path.as_str()),
+    });
+    let routes: Arc<[Route]> = Arc::from(routes);
+    let listeners = listeners(&config.host, config.port)?;
+    let addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut builder = actix_server::Server::build()
+        .workers(config.workers)
+        .disable_signals()
+        .shutdown_timeout(5);
+    for listener in listeners {
+        let routes = routes.clone();
+        let shared = shared.clone();
+        builder = builder.listen("ferrio", listener, move || {
+            let upgrades = routes.clone();
+            let mut app = App::new()
+                .app_data(web::Data::new(shared.clone()))
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz));
+            for route in routes.iter() {
+                app = app.service(
+                    web::resource(paths(&route.path))
+                        .app_data(web::Data::new(route.clone()))
+                        .default_service(web::to(engine_io)),
+                );
+            }
+            HttpService::build()
+                .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .tcp_nodelay(true)
+                .upgrade(fn_factory(move || {
+                    let routes = upgrades.clone();
+                    async move {
+                        Ok::<_, ()>(fn_service(move |(req, framed)| {
+                            upgrade(routes.clone(), req, framed)
+                        }))
+                    }
+                }))
+                .finish(map_config(app.into_factory(), |_| AppConfig::default()))
+                .tcp()
+        })?;
+    }
+    Ok((builder.run(), addrs))
+}
+
+/// Listening sockets for every address `host` resolves to, with a backlog long enough for
+/// thousands of clients connecting at once.
+fn listeners(host: &str, port: u16) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    let mut last_error = None;
+    for addr in (host, port).to_socket_addrs()? {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        match socket.bind(&addr.into()).and_then(|_| socket.listen(4096)) {
+            Ok(()) => out.push(socket.into()),
+            Err(e) => last_error = Some(e),
         }
-        app.service(
-            web::resource(paths(&factory_shared.config.path))
-                .app_data(web::Data::new(sio))
-                .default_service(web::to(engine_io)),
-        )
-    })
-    .workers(config.workers)
-    .disable_signals()
-    .shutdown_timeout(5)
-    .bind((config.host.as_str(), config.port))?;
-    let addrs = server.addrs();
-    Ok((server.run(), addrs))
+    }
+    match (out.is_empty(), last_error) {
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("{host}:{port} resolves to no address"),
+        )),
+        _ => Ok(out),
+    }
 }
 
 /// `/socket.io/` and `/socket.io` both reach the Engine.IO handler.
@@ -164,13 +226,14 @@ async fn dispatch(req: &HttpRequest, body: web::Payload, route: &Route) -> HttpR
             error_response(ErrorCode::Forbidden)
         }
         (None, TransportName::Polling, _) => open_polling(req, route, &q),
-        (None, TransportName::WebSocket, _) => open_websocket(req, body, route, &q),
+        // A WebSocket request without the upgrade headers (those with them go to `upgrade`).
+        (None, TransportName::WebSocket, _) => error_response(ErrorCode::BadRequest),
         (Some(sid), TransportName::Polling, Method::GET) => poll(route, sid).await,
         (Some(sid), TransportName::Polling, Method::POST) => post(route, sid, body).await,
         (Some(_), TransportName::Polling, _) => error_response(ErrorCode::BadRequest),
         (Some(sid), TransportName::WebSocket, Method::GET) => {
             match shared.session(sid, &route.path) {
-                Some(session) => upgrade(req, body, session, shared),
+                Some(_) => error_response(ErrorCode::BadRequest),
                 None => error_response(ErrorCode::UnknownSid),
             }
         }
@@ -191,8 +254,8 @@ fn text_response(status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
-fn handshake_data(req: &HttpRequest, q: &EioQuery) -> Arc<HandshakeData> {
-    let headers = req
+fn handshake_data(head: &RequestHead, q: &EioQuery) -> Arc<HandshakeData> {
+    let headers = head
         .headers()
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
@@ -204,15 +267,32 @@ fn handshake_data(req: &HttpRequest, q: &EioQuery) -> Arc<HandshakeData> {
     Arc::new(HandshakeData {
         headers,
         query: q.pairs.clone(),
-        address: req
-            .peer_addr()
+        address: head
+            .peer_addr
             .map(|a| a.ip().to_string())
             .unwrap_or_default(),
-        url: req.uri().to_string(),
+        url: head.uri.to_string(),
         issued,
-        xdomain: req.headers().contains_key(header::ORIGIN),
-        secure: req.connection_info().scheme() == "https",
+        xdomain: head.headers().contains_key(header::ORIGIN),
+        secure: forwarded_https(head),
     })
+}
+
+/// Whether a proxy in front says the client came over HTTPS (`Forwarded: proto=https` or
+/// `X-Forwarded-Proto: https`); ferrio itself serves plain HTTP.
+fn forwarded_https(head: &RequestHead) -> bool {
+    let header = |name: &str| head.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(forwarded) = header("forwarded") {
+        let proto = forwarded
+            .split([';', ','])
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("proto"))
+            .map(|(_, v)| v.trim().trim_matches('"'));
+        if let Some(proto) = proto {
+            return proto.eq_ignore_ascii_case("https");
+        }
+    }
+    header("x-forwarded-proto").is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
 }
 
 fn handshake_text(shared: &Shared, sid: &str, websocket: bool) -> String {
@@ -239,56 +319,111 @@ fn open_polling(req: &HttpRequest, route: &Route, q: &EioQuery) -> HttpResponse 
         shared.clone(),
         route.mode.clone(),
         false,
-        handshake_data(req, q),
+        handshake_data(req.head(), q),
     );
     shared.insert_session(Sid::from(sid.as_str()), route.path.clone(), session.start());
     log::debug!("open sid={} transport=polling", sid);
     text_response(StatusCode::OK, open)
 }
 
-fn open_websocket(
-    req: &HttpRequest,
-    body: web::Payload,
-    route: &Route,
-    q: &EioQuery,
-) -> HttpResponse {
+/// Which session a WebSocket upgrade request is for.
+enum WsTarget {
+    /// A new session, opened over WebSocket.
+    Open(EioQuery),
+    /// An upgrade of this polling session.
+    Upgrade(Addr<Session>),
+}
+
+/// The routing of a WebSocket upgrade request: the same checks as [`dispatch`], in order.
+fn ws_target(route: &Route, head: &RequestHead) -> Result<WsTarget, ErrorCode> {
     let shared = &route.shared;
-    let sid = engineio::generate_id();
-    let mut session = Session::new(
-        Sid::from(sid.as_str()),
-        shared.clone(),
-        route.mode.clone(),
-        true,
-        handshake_data(req, q),
-    );
-    session.queue_open(handshake_text(shared, &sid, true));
-    let addr = session.start();
-    match ws::start(addr.clone(), req, body, shared.config.max_payload) {
-        Ok(res) => {
-            shared.insert_session(Sid::from(sid.as_str()), route.path.clone(), addr);
-            log::debug!("open sid={} transport=websocket", sid);
-            res
-        }
-        Err(e) => {
-            addr.do_send(CloseSession {
-                reason: crate::actors::messages::DisconnectReason::TransportError,
-            });
-            log::debug!("websocket handshake refused: {e}");
-            error_response(ErrorCode::BadRequest)
-        }
+    let q = parse_query(head.uri.query().unwrap_or(""));
+    if q.eio.as_deref() != Some("4") {
+        return Err(ErrorCode::UnsupportedProtocolVersion);
+    }
+    if q.transport.as_deref() != Some("websocket") {
+        return Err(ErrorCode::TransportUnknown);
+    }
+    if head.method != Method::GET {
+        return Err(match q.sid {
+            None => ErrorCode::BadHandshakeMethod,
+            Some(_) => ErrorCode::BadRequest,
+        });
+    }
+    if let Err(e) = ws::verify(head) {
+        log::debug!("websocket handshake refused: {e}");
+        return Err(ErrorCode::BadRequest);
+    }
+    match q.sid.as_deref() {
+        None if shared.draining.load(Ordering::SeqCst) => Err(ErrorCode::Forbidden),
+        None => Ok(WsTarget::Open(q)),
+        Some(sid) => shared
+            .session(sid, &route.path)
+            .map(WsTarget::Upgrade)
+            .ok_or(ErrorCode::UnknownSid),
     }
 }
 
-fn upgrade(
-    req: &HttpRequest,
-    body: web::Payload,
-    session: Addr<Session>,
-    shared: &Shared,
-) -> HttpResponse {
-    match ws::start(session, req, body, shared.config.max_payload) {
-        Ok(res) => res,
-        Err(_) => error_response(ErrorCode::BadRequest),
+/// Every request with `Upgrade: websocket` comes here, with its connection: it is refused with
+/// a plain HTTP answer, or the connection becomes a WebSocket.
+async fn upgrade(
+    routes: Arc<[Route]>,
+    req: actix_http::Request,
+    framed: Framed<TcpStream, h1::Codec>,
+) -> Result<(), actix_http::Error> {
+    let parts = framed.into_parts();
+    let (io, early) = (parts.io, parts.read_buf);
+    let head = req.head();
+    let path = head.uri.path();
+    let Some(route) = routes.iter().find(|r| serves(&r.path, path)) else {
+        refuse(io, "404 Not Found", "text/plain", "Not Found").await;
+        return Ok(());
+    };
+    let shared = &route.shared;
+    let max_payload = shared.config.max_payload;
+    match ws_target(route, head) {
+        Err(code) => {
+            refuse(io, "400 Bad Request", "application/json", &code.to_json()).await;
+        }
+        Ok(WsTarget::Upgrade(session)) => ws::accept(session, head, io, early, max_payload),
+        Ok(WsTarget::Open(q)) => {
+            let sid = engineio::generate_id();
+            let mut session = Session::new(
+                Sid::from(sid.as_str()),
+                shared.clone(),
+                route.mode.clone(),
+                true,
+                handshake_data(head, &q),
+            );
+            session.queue_open(handshake_text(shared, &sid, true));
+            let addr = session.start();
+            shared.insert_session(Sid::from(sid.as_str()), route.path.clone(), addr.clone());
+            ws::accept(addr, head, io, early, max_payload);
+            log::debug!("open sid={} transport=websocket", sid);
+        }
     }
+    Ok(())
+}
+
+/// Whether the Engine.IO path `engine` serves the request path `path` (with or without the
+/// trailing slash), as the `App` routes do.
+fn serves(engine: &str, path: &str) -> bool {
+    paths(engine).iter().any(|p| p == path)
+}
+
+/// Answers an upgrade request with a plain HTTP error and closes the connection.
+async fn refuse(mut io: TcpStream, status: &str, content_type: &str, body: &str) {
+    use tokio::io::AsyncWriteExt;
+    let answer = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let write = async {
+        io.write_all(answer.as_bytes()).await?;
+        io.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
 }
 
 fn poll_error(e: PollError) -> HttpResponse {

@@ -207,7 +207,12 @@ describe("cluster: Node socket.io + redis-adapter, two ferrio nodes, redis-emitt
         "join-room presence for a1 on both ferrio nodes"
       );
       assert.deepEqual(heardB1.find(([p]) => p.id === a1.id)[0], { room, id: a1.id });
-      assert.deepEqual((await h.ack(a1, "list-rooms")).rooms.find((r) => r.room === room), { room, size: 4 });
+      // Node A learns of the joins through the mirror too: eventually consistent, like Node's view.
+      let listed;
+      await h.until(async () => {
+        listed = (await h.ack(a1, "list-rooms")).rooms.find((r) => r.room === room);
+        return listed?.size === 4;
+      }, `list-rooms on node A shows ${room} with 4 members (last: ${JSON.stringify(listed)})`);
 
       const leftB1 = h.record(b1, "leave-room");
       node.io.in(a1.id).socketsLeave(room);
