@@ -573,6 +573,11 @@ impl Bridge {
         let Some(state) = self.namespaces.get(ns) else {
             return;
         };
+        // Redis sends every node its own broadcasts back (the pattern covers them): drop them
+        // on the uid alone, before decoding the packet.
+        if BroadcastMessage::sender_uid(payload) == Some(state.uid.as_str()) {
+            return;
+        }
         let msg = match BroadcastMessage::decode(payload) {
             Ok(m) => m,
             Err(e) => {
@@ -1090,7 +1095,13 @@ async fn connection_loop(url: String, bridge: Addr<Bridge>, cap: usize) {
 }
 
 async fn connect(url: &str) -> redis::RedisResult<(MultiplexedConnection, redis::aio::PubSub)> {
-    let client = redis::Client::open(url)?;
+    use redis::IntoConnectionInfo;
+    // TCP_NODELAY (redis-rs leaves Nagle on): a small write issued while another is unanswered
+    // on the multiplexed connection (a heartbeat's NUMSUB next to a PUBLISH) must not wait
+    // for the ACK of the first.
+    let info = url.into_connection_info()?;
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    let client = redis::Client::open(info.set_tcp_settings(tcp))?;
     let conn = client.get_multiplexed_async_connection().await?;
     let pubsub = client.get_async_pubsub().await?;
     Ok((conn, pubsub))

@@ -1357,6 +1357,31 @@ impl BroadcastMessage {
         })
     }
 
+    /// The sender's uid (the first element) read without decoding the rest; `None` when the
+    /// bytes do not start with an array whose first element is a string.
+    pub fn sender_uid(bytes: &[u8]) -> Option<&str> {
+        let rest = match *bytes.first()? {
+            0x91..=0x9f => bytes.get(1..)?,
+            0xdc => bytes.get(3..)?,
+            0xdd => bytes.get(5..)?,
+            _ => return None,
+        };
+        let (len, at): (usize, usize) = match *rest.first()? {
+            b @ 0xa0..=0xbf => (usize::from(b & 0x1f), 1),
+            0xd9 => (usize::from(*rest.get(1)?), 2),
+            0xda => (
+                usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])),
+                3,
+            ),
+            0xdb => {
+                let n = u32::from_be_bytes(rest.get(1..5)?.try_into().ok()?);
+                (usize::try_from(n).ok()?, 5)
+            }
+            _ => return None,
+        };
+        std::str::from_utf8(rest.get(at..at.checked_add(len)?)?).ok()
+    }
+
     /// Encodes the message as the Node adapter does (byte-identical for the same values).
     pub fn encode(&self) -> Result<Vec<u8>, ClusterError> {
         write_msgpack(&Mp::Array(vec![
@@ -2465,6 +2490,35 @@ mod tests {
             assert_eq!(msg.is_from_emitter(), p.sender == "emitter");
         }
         assert_eq!(seen, 2 * 11);
+    }
+
+    #[test]
+    fn sender_uid_reads_the_uid_of_every_captured_broadcast_and_nothing_else() {
+        for p in published() {
+            if !matches!(names().parse(&p.channel), Ok(Channel::Broadcast { .. })) {
+                continue;
+            }
+            let msg = BroadcastMessage::decode(&p.bytes).unwrap();
+            assert_eq!(
+                BroadcastMessage::sender_uid(&p.bytes),
+                Some(msg.uid.as_str()),
+                "{} #{}",
+                p.file,
+                p.index
+            );
+        }
+        let long = "u".repeat(300);
+        let bytes = write_msgpack(&Mp::Array(vec![Mp::from(long.as_str()), Mp::Nil])).unwrap();
+        assert_eq!(BroadcastMessage::sender_uid(&bytes), Some(long.as_str()));
+        let bytes = write_msgpack(&Mp::Array(vec![Mp::from(7), Mp::from("x")])).unwrap();
+        assert_eq!(BroadcastMessage::sender_uid(&bytes), None);
+        assert_eq!(BroadcastMessage::sender_uid(b""), None);
+        assert_eq!(BroadcastMessage::sender_uid(&[0x93, 0xa5, b'a']), None);
+        assert_eq!(
+            BroadcastMessage::sender_uid(&[0x93, 0xdb, 0xff, 0xff]),
+            None
+        );
+        assert_eq!(BroadcastMessage::sender_uid(&[0x83, 0xa1, b'a']), None);
     }
 
     #[test]
