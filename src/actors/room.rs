@@ -13,10 +13,11 @@
 //!   |                     |-- RoomLifecycle / Broadcast ------> bridge (cluster issue)
 //! ```
 //!
-//! # Flow: a slow client
-//! The room actor `try_send`s into the socket actor's bounded mailbox. When it is full, a
-//! volatile packet is dropped; any other packet closes the session (`transport error`), which is
-//! logged and counted: one slow reader never makes the room actor wait.
+//! # Flow: a slow client, a busy server
+//! The room actor `try_send`s into the socket actor's bounded mailbox. A full mailbox means the
+//! socket actors are behind (the server is busy), not that a client is slow: a volatile packet
+//! is dropped, any other is delivered past the bound (counted). Slow *clients* are the socket
+//! actor's business: it closes a session whose client stopped reading (see `socket.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,8 +38,8 @@ pub const MAX_ROOMS_PER_SOCKET: usize = 1024;
 pub struct RoomStats {
     /// Volatile packets dropped because a socket's mailbox was full.
     pub volatile_dropped: AtomicU64,
-    /// Sessions closed because their mailbox was full for a non-volatile packet.
-    pub slow_closed: AtomicU64,
+    /// Packets delivered past a full mailbox (the socket actors were behind).
+    pub mailbox_overflow: AtomicU64,
 }
 
 /// One socket of the namespace as the index knows it.
@@ -152,17 +153,10 @@ impl RoomActor {
             Err(SendError::Full(_)) if volatile => {
                 self.stats.volatile_dropped.fetch_add(1, Ordering::Relaxed);
             }
-            Err(SendError::Full(_)) => {
-                self.stats.slow_closed.fetch_add(1, Ordering::Relaxed);
-                log::warn!(
-                    "slow consumer: mailbox full ns={} socket={} reason=closing",
-                    self.ns,
-                    id
-                );
-                // do_send ignores the capacity: the close must get through.
-                member.conn.do_send(ToSocket::Close {
-                    reason: DisconnectReason::TransportError,
-                });
+            Err(SendError::Full(msg)) => {
+                // do_send ignores the bound: the server is behind, nobody is at fault.
+                self.stats.mailbox_overflow.fetch_add(1, Ordering::Relaxed);
+                member.conn.do_send(msg);
             }
             Err(SendError::Closed(_)) => {}
         }

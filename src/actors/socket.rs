@@ -41,6 +41,10 @@ use tokio::sync::oneshot;
 
 use super::messages::*;
 use super::ws::{WsHandle, WsSendError};
+
+/// How far past `FERRIO_SOCKET_BUFFER` a session's queue may grow while its client keeps
+/// reading (the server is busy, the client is not slow).
+const OVERLOAD_FACTOR: usize = 8;
 use crate::protocol::engineio::{self, EioPacket};
 use crate::protocol::socketio::{self, Decoded, Packet, PacketKind};
 use crate::server::{EngineHandler, EngineSocket, Event, Shared, Socket};
@@ -272,17 +276,22 @@ impl Session {
             return;
         }
         let limit = self.config().socket_buffer;
-        if self.queue.len() + packet.frames.len() > limit {
+        let queued = self.queue.len() + packet.frames.len();
+        if queued > limit {
             if volatile {
                 return;
             }
-            log::warn!(
-                "slow consumer sid={} queued={} reason=closing",
-                self.sid,
-                self.queue.len()
-            );
-            self.close(ctx, DisconnectReason::TransportError, false);
-            return;
+            // Past the limit, a client that stopped reading is let go; a client that reads
+            // but whose frames wait because the server is busy keeps them, up to a hard bound.
+            if self.client_stalled() || queued > limit.saturating_mul(OVERLOAD_FACTOR) {
+                log::warn!(
+                    "slow consumer sid={} queued={} reason=closing",
+                    self.sid,
+                    self.queue.len()
+                );
+                self.close(ctx, DisconnectReason::TransportError, false);
+                return;
+            }
         }
         // The common case, a WebSocket with room: straight to it, nothing queued here.
         if let (true, false, Transport::WebSocket { ws }) =
@@ -305,6 +314,15 @@ impl Session {
             self.queue.extend(packet.frames.iter().cloned());
         }
         self.flush(ctx);
+    }
+
+    /// Whether the client is not taking what is sent: a WebSocket whose socket is full, or a
+    /// polling client that has no GET waiting.
+    fn client_stalled(&self) -> bool {
+        match &self.transport {
+            Transport::WebSocket { ws } => ws.stalled(),
+            _ => true,
+        }
     }
 
     fn push_sio(&mut self, ctx: &mut Context<Self>, packet: &Packet, bins: Vec<Bytes>) {

@@ -116,6 +116,9 @@ struct ConnState {
     closing: bool,
     /// Live [`WsHandle`]s; at zero the writer closes.
     handles: usize,
+    /// The last write found the socket's send buffer full: the client reads slower than we
+    /// write (as opposed to a server that is merely busy).
+    stalled: bool,
 }
 
 impl Conn {
@@ -227,6 +230,11 @@ impl WsHandle {
         }
     }
 
+    /// Whether the client is not keeping up: the last write found its socket full.
+    pub fn stalled(&self) -> bool {
+        self.conn.state.lock().stalled
+    }
+
     /// Resolves once the queue has room again (or the WebSocket is gone).
     pub fn ready(&self) -> impl std::future::Future<Output = ()> + 'static {
         let conn = self.conn.clone();
@@ -304,6 +312,7 @@ pub fn accept(
             phase: Phase::Open,
             closing: false,
             handles: 1,
+            stalled: false,
         }),
         wake_writer: Notify::new(),
         phase_changed: Notify::new(),
@@ -603,6 +612,47 @@ fn take_batch(conn: &Conn, codec: &mut Codec, buf: &mut BytesMut) -> Batch {
     batch
 }
 
+/// Writes all of `buf`, noting when the client's socket is full; false when the connection
+/// failed or was aborted. Frames queued meanwhile are taken after this write: only an abort
+/// interrupts it.
+async fn write_out(io: &mut OwnedWriteHalf, buf: &mut BytesMut, conn: &Conn) -> bool {
+    while buf.has_remaining() {
+        match io.try_write(buf.chunk()) {
+            Ok(0) => {
+                conn.abort();
+                return false;
+            }
+            Ok(n) => buf.advance(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                conn.state.lock().stalled = true;
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = conn.wake_writer.notified() => {
+                            if conn.phase() == Phase::Abort {
+                                return false;
+                            }
+                        }
+                        r = io.writable() => {
+                            if r.is_err() {
+                                conn.abort();
+                                return false;
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(_) => {
+                conn.abort();
+                return false;
+            }
+        }
+    }
+    conn.state.lock().stalled = false;
+    true
+}
+
 /// Writes the `101` answer, then queued frames, several per write, until a close frame.
 async fn writer(mut io: OwnedWriteHalf, answer: BytesMut, conn: Arc<Conn>) {
     let mut codec = Codec::new();
@@ -619,24 +669,8 @@ async fn writer(mut io: OwnedWriteHalf, answer: BytesMut, conn: Arc<Conn>) {
             }
             Batch::Empty => false,
         };
-        while buf.has_remaining() {
-            tokio::select! {
-                biased;
-                _ = conn.wake_writer.notified() => {
-                    // Frames queued meanwhile are taken after this write; only an abort
-                    // interrupts it.
-                    if conn.phase() == Phase::Abort {
-                        return;
-                    }
-                }
-                r = io.write_buf(&mut buf) => match r {
-                    Ok(0) | Err(_) => {
-                        conn.abort();
-                        return;
-                    }
-                    Ok(_) => {}
-                },
-            }
+        if !write_out(&mut io, &mut buf, &conn).await {
+            return;
         }
         if closing {
             break;
