@@ -125,7 +125,7 @@ const TABLES = [
     title: "Cluster: the cost of a Redis hop",
     levelName: "subscribers",
     about:
-      "Two nodes and Redis. Subscribers on node B; one publisher on node A (via Redis) and one on node B (local) publish at the same time and rate; added latency = cross − local. socketioxide is not run here.",
+      "Two nodes and Redis. Subscribers on node B; one publisher on node A (via Redis) and one on node B (local) publish at the same rate, half a period apart (so neither message waits behind the other's fan-out); added latency = cross − local. socketioxide is not run here.",
     servers: ["ferrio", "node"],
     metrics: [
       {
