@@ -190,3 +190,61 @@ async fn a_client_close_frame_is_answered_before_the_connection_ends() {
         "the session ended"
     );
 }
+
+/// Opens a session over WebSocket on `s` (already connected) and checks the echo works.
+fn open_and_echo(s: &mut TcpStream, port: u16, split: bool) -> String {
+    let request = upgrade_request(port, "/socket.io/?EIO=4&transport=websocket", true);
+    if split {
+        // The head in two segments: the first look at the connection sees half of it.
+        let (a, b) = request.as_bytes().split_at(request.len() / 2);
+        s.write_all(a).expect("write");
+        s.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_all(b).expect("write");
+    } else {
+        s.write_all(request.as_bytes()).expect("write");
+    }
+    let (seen, _) = read_until(s, |seen| contains(seen, b"\"maxPayload\""));
+    let mut frames = client_frame(1, b"40");
+    frames.extend(client_frame(1, br#"42["echo","again"]"#));
+    s.write_all(&frames).expect("write");
+    let (more, _) = read_until(s, |seen| contains(seen, br#"42["echo","again"]"#));
+    String::from_utf8_lossy(&[seen, more].concat()).into_owned()
+}
+
+#[actix_rt::test]
+async fn an_upgrade_after_other_requests_on_the_same_connection_works() {
+    let srv = TestServer::start(config());
+    let port = port(&srv);
+    let text = actix_rt::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+            .expect("write");
+        let (seen, _) = read_until(&mut s, |seen| contains(seen, b"ok\n"));
+        assert!(
+            seen.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        open_and_echo(&mut s, port, false)
+    })
+    .await
+    .expect("client thread");
+    assert!(text.starts_with("HTTP/1.1 101"), "{text:?}");
+    assert!(text.contains(r#"42["echo","again"]"#), "{text:?}");
+}
+
+#[actix_rt::test]
+async fn an_upgrade_head_that_arrives_in_pieces_works() {
+    let srv = TestServer::start(config());
+    let port = port(&srv);
+    let text = actix_rt::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        open_and_echo(&mut s, port, true)
+    })
+    .await
+    .expect("client thread");
+    assert!(text.starts_with("HTTP/1.1 101"), "{text:?}");
+    assert!(text.contains(r#"42["echo","again"]"#), "{text:?}");
+}

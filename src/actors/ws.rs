@@ -450,7 +450,8 @@ impl Reader {
             match self.session.try_send(WsInbound { id, frame }) {
                 Ok(()) => {}
                 Err(SendError::Full(msg)) => {
-                    if self.session.send(msg).await.is_err() {
+                    // Boxed: the rare path must not make every idle reader's state larger.
+                    if Box::pin(self.session.send(msg)).await.is_err() {
                         return Err(ReadEnd::Gone);
                     }
                 }
@@ -676,7 +677,13 @@ async fn writer(mut io: OwnedWriteHalf, answer: BytesMut, conn: Arc<Conn>) {
             break;
         }
     }
-    // FIN after the close frame; the reader waits for the client's side.
+    // Boxed: the closing steps must not make every idle writer's state larger.
+    Box::pin(finish(io, conn)).await;
+}
+
+/// After the close frame: FIN, then let the reader wait for the client's side, at most
+/// [`CLOSE_LINGER`].
+async fn finish(mut io: OwnedWriteHalf, conn: Arc<Conn>) {
     tokio::select! {
         biased;
         _ = conn.sees(|p| p == Phase::Abort) => return,

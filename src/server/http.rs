@@ -8,15 +8,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::task::Poll as TaskPoll;
 use std::time::Duration;
 
 use actix::prelude::*;
 use actix_codec::Framed;
-use actix_http::{h1, HttpService, KeepAlive, RequestHead};
-use actix_service::{fn_factory, fn_service, map_config, IntoServiceFactory};
+use actix_http::{h1, HttpService, KeepAlive, Protocol, RequestHead};
+use actix_service::{
+    fn_factory, fn_service, map_config, IntoServiceFactory, Service, ServiceFactory,
+};
 use actix_web::dev::AppConfig;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpResponseBuilder};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 
@@ -39,9 +45,11 @@ struct Route {
 /// Binds the listeners and starts the workers.
 ///
 /// The server is assembled from actix's parts rather than with actix-web's `HttpServer` for one
-/// reason: a WebSocket upgrade request goes to [`upgrade`], which takes the TCP stream out of
-/// the HTTP layer (and with it that layer's two 8 KiB buffers) and hands it to
-/// [`ws::accept`]. Every other request goes to the actix-web `App`.
+/// reason: WebSocket connections must not keep (or even cost) the HTTP layer's per-connection
+/// state. A connection whose first request is a WebSocket upgrade is served at once
+/// ([`sniff_upgrade`]); an upgrade that comes later on a kept-alive connection goes to
+/// [`upgrade`], which takes the TCP stream out of the HTTP layer. Both end in [`ws::accept`].
+/// Every other request goes to the actix-web `App`.
 pub(super) fn bind(
     shared: Arc<Shared>,
     engines: Vec<(String, Arc<dyn EngineHandler>)>,
@@ -86,11 +94,11 @@ pub(super) fn bind(
                         .default_service(web::to(engine_io)),
                 );
             }
-            HttpService::build()
+            let sniffed = upgrades.clone();
+            let http = HttpService::build()
                 .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
-                .client_request_timeout(Duration::from_secs(5))
+                .client_request_timeout(REQUEST_TIMEOUT)
                 .client_disconnect_timeout(Duration::from_secs(1))
-                .tcp_nodelay(true)
                 .upgrade(fn_factory(move || {
                     let routes = upgrades.clone();
                     async move {
@@ -99,8 +107,31 @@ pub(super) fn bind(
                         }))
                     }
                 }))
-                .finish(map_config(app.into_factory(), |_| AppConfig::default()))
-                .tcp()
+                .finish(map_config(app.into_factory(), |_| AppConfig::default()));
+            // Every connection: a first request that is a WebSocket upgrade is served without
+            // the HTTP layer; anything else goes to it untouched.
+            fn_factory(move || {
+                let http = http.new_service(());
+                let routes = sniffed.clone();
+                async move {
+                    let http = Rc::new(http.await?);
+                    Ok::<_, ()>(fn_service(move |io: TcpStream| {
+                        let http = http.clone();
+                        let routes = routes.clone();
+                        async move {
+                            let _ = io.set_nodelay(true);
+                            if let Some((head, len)) = sniff_upgrade(&io).await {
+                                if skip(&io, len).await.is_ok() {
+                                    serve_upgrade(&routes, &head, io, BytesMut::new()).await;
+                                }
+                                return Ok(());
+                            }
+                            let peer = io.peer_addr().ok();
+                            http.call((io, Protocol::Http1, peer)).await
+                        }
+                    }))
+                }
+            })
         })?;
     }
     Ok((builder.run(), addrs))
@@ -372,12 +403,25 @@ async fn upgrade(
     framed: Framed<TcpStream, h1::Codec>,
 ) -> Result<(), actix_http::Error> {
     let parts = framed.into_parts();
-    let (io, early) = (parts.io, parts.read_buf);
-    let head = req.head();
+    // Keep only what was read ahead, exactly sized, not the HTTP layer's 8 KiB buffer.
+    let early = if parts.read_buf.is_empty() {
+        BytesMut::new()
+    } else {
+        BytesMut::from(&parts.read_buf[..])
+    };
+    drop(parts.write_buf);
+    serve_upgrade(&routes, req.head(), parts.io, early).await;
+    Ok(())
+}
+
+/// Serves a WebSocket upgrade request whose head has been read off `io`: refused with a plain
+/// HTTP answer, or the connection becomes a WebSocket. `early` holds bytes the client sent
+/// behind the head that were already read.
+async fn serve_upgrade(routes: &[Route], head: &RequestHead, io: TcpStream, early: BytesMut) {
     let path = head.uri.path();
     let Some(route) = routes.iter().find(|r| serves(&r.path, path)) else {
         refuse(io, "404 Not Found", "text/plain", "Not Found").await;
-        return Ok(());
+        return;
     };
     let shared = &route.shared;
     let max_payload = shared.config.max_payload;
@@ -400,6 +444,91 @@ async fn upgrade(
             shared.insert_session(Sid::from(sid.as_str()), route.path.clone(), addr.clone());
             ws::accept(addr, head, io, early, max_payload);
             log::debug!("open sid={} transport=websocket", sid);
+        }
+    }
+}
+
+/// How long a client may take to send its request head.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most of a first request [`sniff_upgrade`] looks at; a longer head goes to the HTTP layer.
+const SNIFF_BYTES: usize = 8192;
+
+thread_local! {
+    /// Where [`sniff_upgrade`] peeks, shared by the connections of a worker thread.
+    static PEEK: RefCell<Vec<u8>> = RefCell::new(vec![0; SNIFF_BYTES]);
+}
+
+/// Looks at (without consuming) the first request of a new connection. A WebSocket upgrade
+/// comes back as its head and the head's length in bytes; it is then served without the HTTP
+/// layer, which would allocate a dispatcher and two 8 KiB buffers for it. They are freed at the
+/// upgrade, but with thousands of clients connecting at once the allocator keeps that peak as
+/// resident memory. `None` (anything else, or a head not complete in the first segment): the
+/// connection goes to the HTTP layer untouched, which still hands upgrades to [`upgrade`].
+async fn sniff_upgrade(io: &TcpStream) -> Option<(RequestHead, usize)> {
+    let peek = std::future::poll_fn(|cx| {
+        PEEK.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let mut read = tokio::io::ReadBuf::new(&mut buf[..]);
+            match io.poll_peek(cx, &mut read) {
+                TaskPoll::Ready(Ok(_)) => TaskPoll::Ready(parse_upgrade(read.filled())),
+                TaskPoll::Ready(Err(_)) => TaskPoll::Ready(None),
+                TaskPoll::Pending => TaskPoll::Pending,
+            }
+        })
+    });
+    let (mut head, len) = tokio::time::timeout(REQUEST_TIMEOUT, peek).await.ok()??;
+    head.peer_addr = io.peer_addr().ok();
+    Some((head, len))
+}
+
+/// A complete `GET` head carrying `Upgrade: websocket`, and its length.
+fn parse_upgrade(data: &[u8]) -> Option<(RequestHead, usize)> {
+    if !data.starts_with(b"GET ") {
+        return None;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    let httparse::Status::Complete(len) = req.parse(data).ok()? else {
+        return None;
+    };
+    if req.version != Some(1) {
+        return None;
+    }
+    let websocket = req.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("upgrade")
+            && std::str::from_utf8(h.value)
+                .is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+    });
+    if !websocket {
+        return None;
+    }
+    let mut head = RequestHead::default();
+    head.method = Method::GET;
+    head.version = actix_http::Version::HTTP_11;
+    head.uri = req.path?.parse().ok()?;
+    for h in req.headers.iter() {
+        let name = header::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let value = header::HeaderValue::from_bytes(h.value).ok()?;
+        head.headers_mut().append(name, value);
+    }
+    Some((head, len))
+}
+
+/// Reads and drops the `len` bytes of a head that [`sniff_upgrade`] looked at.
+async fn skip(io: &TcpStream, mut len: usize) -> std::io::Result<()> {
+    while len > 0 {
+        io.readable().await?;
+        let n = PEEK.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let end = len.min(buf.len());
+            io.try_read(&mut buf[..end])
+        });
+        match n {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => len -= n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
