@@ -617,6 +617,7 @@ fn take_batch(conn: &Conn, codec: &mut Codec, buf: &mut BytesMut) -> Batch {
 /// failed or was aborted. Frames queued meanwhile are taken after this write: only an abort
 /// interrupts it.
 async fn write_out(io: &mut OwnedWriteHalf, buf: &mut BytesMut, conn: &Conn) -> bool {
+    let mut stalled = false;
     while buf.has_remaining() {
         match io.try_write(buf.chunk()) {
             Ok(0) => {
@@ -625,7 +626,10 @@ async fn write_out(io: &mut OwnedWriteHalf, buf: &mut BytesMut, conn: &Conn) -> 
             }
             Ok(n) => buf.advance(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                conn.state.lock().stalled = true;
+                if !stalled {
+                    stalled = true;
+                    conn.state.lock().stalled = true;
+                }
                 loop {
                     tokio::select! {
                         biased;
@@ -650,7 +654,10 @@ async fn write_out(io: &mut OwnedWriteHalf, buf: &mut BytesMut, conn: &Conn) -> 
             }
         }
     }
-    conn.state.lock().stalled = false;
+    // Only a write that found the socket full touches the shared state.
+    if stalled {
+        conn.state.lock().stalled = false;
+    }
     true
 }
 

@@ -403,14 +403,8 @@ async fn upgrade(
     framed: Framed<TcpStream, h1::Codec>,
 ) -> Result<(), actix_http::Error> {
     let parts = framed.into_parts();
-    // Keep only what was read ahead, exactly sized, not the HTTP layer's 8 KiB buffer.
-    let early = if parts.read_buf.is_empty() {
-        BytesMut::new()
-    } else {
-        BytesMut::from(&parts.read_buf[..])
-    };
-    drop(parts.write_buf);
-    serve_upgrade(&routes, req.head(), parts.io, early).await;
+    // ws::accept keeps only the bytes read ahead, not the HTTP layer's 8 KiB buffer.
+    serve_upgrade(&routes, req.head(), parts.io, parts.read_buf).await;
     Ok(())
 }
 
